@@ -1,0 +1,1 @@
+"""colorjax: automatic image colorization in JAX/Flax."""

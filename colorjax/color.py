@@ -1,0 +1,108 @@
+"""Colour spaces in pure jnp: sRGB <-> CIE Lab (D65, 2 degree observer), RGB <-> YUV (BT.601).
+
+Every function maps arrays of shape (..., 3) with float RGB in [0, 1] and works under jit
+and vmap, so the same code converts on device in training, evaluation and inference. The
+constants follow scikit-image, the reference the tests hold these functions to.
+"""
+
+import flax.struct
+import jax.numpy as jnp
+import numpy as np
+
+# sRGB primaries to CIE XYZ (as scikit-image's xyz_from_rgb) and the D65 white point.
+_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
+                          [0.212671, 0.715160, 0.072169],
+                          [0.019334, 0.119193, 0.950227]])
+_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB)
+_D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+
+# BT.601 luma weights and chroma ranges; U and V are scaled colour differences B-Y, R-Y.
+_WR, _WB, _UMAX, _VMAX = 0.299, 0.114, 0.436, 0.615
+_YUV_FROM_RGB = np.array([
+    [_WR, 1 - _WR - _WB, _WB],
+    [-_UMAX * _WR / (1 - _WB), -_UMAX * (1 - _WR - _WB) / (1 - _WB), _UMAX],
+    [_VMAX, -_VMAX * (1 - _WR - _WB) / (1 - _WR), -_VMAX * _WB / (1 - _WR)],
+])
+_RGB_FROM_YUV = np.linalg.inv(_YUV_FROM_RGB)
+
+_LAB_EPSILON = 0.008856  # (6/29)^3, rounded as in scikit-image
+_LAB_KAPPA = 7.787       # (29/6)^2 / 3, rounded as in scikit-image
+
+
+def _matmul3(x, matrix):
+  return x @ jnp.asarray(matrix.T, dtype=x.dtype)
+
+
+def _float(x):
+  x = jnp.asarray(x)
+  return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
+
+
+def rgb_to_lab(rgb):
+  """sRGB in [0, 1] -> Lab (L in [0, 100], a and b roughly in [-128, 127])."""
+  rgb = _float(rgb)
+  linear = jnp.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+  xyz = _matmul3(linear, _XYZ_FROM_RGB) / jnp.asarray(_D65_WHITE, rgb.dtype)
+  f = jnp.where(xyz > _LAB_EPSILON, jnp.cbrt(xyz), _LAB_KAPPA * xyz + 16.0 / 116.0)
+  fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+  return jnp.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def lab_to_rgb(lab):
+  """Lab -> sRGB, clipped to [0, 1] exactly as scikit-image clips out-of-gamut colours."""
+  lab = _float(lab)
+  fy = (lab[..., 0] + 16.0) / 116.0
+  fx = lab[..., 1] / 500.0 + fy
+  fz = jnp.maximum(fy - lab[..., 2] / 200.0, 0.0)  # scikit-image clips negative Z to 0
+  f = jnp.stack([fx, fy, fz], axis=-1)
+  xyz = jnp.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / _LAB_KAPPA)
+  linear = _matmul3(xyz * jnp.asarray(_D65_WHITE, lab.dtype), _RGB_FROM_XYZ)
+  # Clamp before the power so that negative values never reach it (the where masks them).
+  safe = jnp.maximum(linear, 0.0031308)
+  rgb = jnp.where(linear > 0.0031308, 1.055 * safe ** (1 / 2.4) - 0.055, 12.92 * linear)
+  return jnp.clip(rgb, 0.0, 1.0)
+
+
+def rgb_to_yuv(rgb):
+  """RGB in [0, 1] -> YUV (BT.601): Y in [0, 1], U in [-0.436, 0.436], V in [-0.615, 0.615]."""
+  return _matmul3(_float(rgb), _YUV_FROM_RGB)
+
+
+def yuv_to_rgb(yuv):
+  """YUV (BT.601) -> RGB, the exact inverse of rgb_to_yuv (no clipping)."""
+  return _matmul3(_float(yuv), _RGB_FROM_YUV)
+
+
+def rgb_to_gray(rgb):
+  """Luma Y of BT.601, the grayscale a GAN or gray->RGB model is conditioned on."""
+  return rgb_to_yuv(rgb)[..., :1]
+
+
+@flax.struct.dataclass
+class LabNorm:
+  """An affine Lab normalization, (lab - offset) / scale per channel.
+
+  A pytree of two arrays, so a stack of schemes can be vmapped like any other input:
+  the normalization ablation trains every scheme in one compiled function.
+  """
+  offset: np.ndarray
+  scale: np.ndarray
+
+  def normalize(self, lab):
+    return (lab - self.offset) / self.scale
+
+  def denormalize(self, lab_normalized):
+    return lab_normalized * self.scale + self.offset
+
+
+def _norm(offset, scale):
+  return LabNorm(np.asarray(offset, np.float32), np.asarray(scale, np.float32))
+
+
+NORMALIZATIONS = {
+    'none': _norm((0, 0, 0), (1, 1, 1)),
+    'unit': _norm((0, 0, 0), (100, 128, 128)),         # L/100, ab/128: the ablation write-up
+    'centered': _norm((50, 0, 0), (100, 110, 110)),    # (L-50)/100, ab/110: Zhang et al.'s code
+    'pix2pix': _norm((50, 0, 0), (50, 110, 110)),      # L/50-1, ab/110
+    'shifted': _norm((0, -128, -128), (100, 255, 255)),  # L/100, (ab+128)/255: the U-Net write-up
+}

@@ -1,0 +1,1 @@
+"""One module per model family; shared blocks live in layers.py."""

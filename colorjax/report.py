@@ -1,0 +1,54 @@
+"""Figures and report.md of a run. Uses matplotlib's Figure directly: no pyplot global state,
+no display needed."""
+
+import pathlib
+
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def markdown_table(header, rows) -> str:
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+  return '\n'.join(lines)
+
+
+def mean_std(values, fmt='{:.4g}') -> str:
+  values = np.asarray(values, np.float64)
+  return f'{fmt.format(values.mean())} ± {fmt.format(values.std())}'
+
+
+def save_image_row(path, images, titles, panel_inches=3.0):
+  """Images (HxWx3, float in [0, 1] or uint8) side by side with a title each."""
+  h, w = images[0].shape[:2]
+  fig = Figure(figsize=(panel_inches * len(images), panel_inches * h / w + 0.5))
+  for ax, image, title in zip(fig.subplots(1, len(images), squeeze=False)[0], images, titles):
+    ax.imshow(np.asarray(image))
+    ax.set_title(title, fontsize=10)
+    ax.axis('off')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+
+
+def save_curves(path, panels, ylabel, log_y=True, panel_inches=3.2):
+  """One subplot per panel title; each panel is a list of (steps, values, label) curves."""
+  fig = Figure(figsize=(panel_inches * len(panels), panel_inches))
+  axes = fig.subplots(1, len(panels), squeeze=False)[0]
+  for ax, (title, curves) in zip(axes, panels.items()):
+    for steps, values, label in curves:
+      ax.plot(steps, values, label=label, linewidth=0.8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel('step')
+    if log_y:
+      ax.set_yscale('log')
+    ax.grid(alpha=0.3)
+  axes[0].set_ylabel(ylabel)
+  axes[-1].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+
+
+def write_report(workdir, title, sections) -> pathlib.Path:
+  path = pathlib.Path(workdir) / 'report.md'
+  path.write_text(f'# {title}\n\n' + '\n\n'.join(sections) + '\n')
+  return path

@@ -1,0 +1,240 @@
+"""The generic trainer: train state, optimizer, data-parallel step, and the resumable loop.
+
+A model family supplies a loss_fn (losses.py) and an `advance` function that moves the state
+on by `steps_per_call` steps (one jitted step per batch, or a lax.scan over many when the data
+already sits on device). `fit` owns everything else: resume from the latest Orbax checkpoint,
+checkpoints every `checkpoint_every` steps and at the end, metrics.jsonl, a progress bar, and
+the NaN guard. Batch k and the key of step k are functions of (seed, k), so a run killed at
+any point and started again ends with the same parameters as one never interrupted.
+"""
+
+import json
+import pathlib
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from tqdm import tqdm
+
+from colorjax.errors import UsageError
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  batch_stats: Any
+  key: jax.Array
+
+
+class Diverged(RuntimeError):
+  """The loss (or the parameters) stopped being finite; nothing after the last good
+  checkpoint was written."""
+
+
+def make_optimizer(optimizer_config) -> optax.GradientTransformation:
+  """`{name: 'adam', learning_rate: 1e-3, ...}` -> optax.adam(learning_rate=1e-3, ...)."""
+  kwargs = dict(optimizer_config)
+  name = kwargs.pop('name')
+  factory = getattr(optax, name, None)
+  if not callable(factory):
+    raise UsageError(f"unknown optimizer '{name}': use an optax optimizer name such as "
+                     "'adam', 'adamw', 'sgd' or 'rmsprop' in --config.optimizer.name")
+  try:
+    return factory(**kwargs)
+  except TypeError as e:
+    raise UsageError(f"optimizer '{name}' rejects its settings ({e}); "
+                     'fix the fields under --config.optimizer') from None
+
+
+def init_state(model, tx, key, sample_input) -> TrainState:
+  """Initialize a model's variables and optimizer; pure, so it can be vmapped over keys."""
+  init_key, state_key = jax.random.split(key)
+  variables = model.init(init_key, sample_input, train=False)
+  params = variables['params']
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                    batch_stats=variables.get('batch_stats', {}), key=state_key)
+
+
+def make_train_step(loss_fn, tx):
+  """(state, batch) -> (state, metrics): one optimizer step on loss_fn."""
+
+  def train_step(state: TrainState, batch):
+    key = jax.random.fold_in(state.key, state.step)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, (metrics, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch, key)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                          opt_state=opt_state, batch_stats=batch_stats)
+    return state, {'loss': loss, **metrics}
+
+  return train_step
+
+
+def data_mesh(devices=None) -> Mesh:
+  """A 1-D mesh, axis 'data', over the given devices (default: every device of every process)."""
+  return Mesh(np.asarray(devices if devices is not None else jax.devices()), ('data',))
+
+
+def shard_train_step(train_step, mesh: Mesh):
+  """jit a (state, batch) step data-parallel: batch split over 'data', state replicated.
+
+  The loss is a mean over the global batch, so XLA inserts the gradient all-reduce itself.
+  The old state is donated: its buffers are reused for the new one.
+  """
+  replicated = NamedSharding(mesh, P())
+  return jax.jit(train_step, in_shardings=(replicated, NamedSharding(mesh, P('data'))),
+                 out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def _all_finite(tree) -> bool:
+  leaves = jax.tree.leaves(tree)
+  return bool(jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves])))
+
+
+def check_config_matches(workdir: pathlib.Path, config: ml_collections.ConfigDict,
+                         may_change=('num_steps',)):
+  """Write config.json, or refuse to resume a run that was started with another config.
+
+  Only a run that saved a checkpoint binds the workdir: a command that failed before training
+  (a typo in a value, say) leaves nothing that a corrected command would trip over.
+  """
+  path = workdir / 'config.json'
+  new = json.loads(config.to_json_best_effort())
+  if path.exists() and any((workdir / 'checkpoints').glob('[0-9]*')):
+    old = json.loads(path.read_text())
+    differ = sorted(k for k in set(old) | set(new)
+                    if k not in may_change and old.get(k) != new.get(k))
+    if differ:
+      raise UsageError(
+          f"{workdir} holds a run made with a different config ({', '.join(differ)} differ); "
+          'pass a new --workdir, or delete that folder to start over')
+  workdir.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(new, indent=2, sort_keys=True) + '\n')
+
+
+class MetricsLog:
+  """metrics.jsonl, one line per step. On resume, lines past the checkpoint are dropped, so
+  the file always describes the parameters that exist."""
+
+  def __init__(self, path: pathlib.Path, resume_step: int):
+    self.path = path
+    kept = []
+    if path.exists():
+      kept = [line for line in path.read_text().splitlines()
+              if line and json.loads(line)['step'] < resume_step]
+    path.write_text(''.join(line + '\n' for line in kept))
+
+  def write(self, rows):
+    with self.path.open('a') as f:
+      for row in rows:
+        f.write(json.dumps(row) + '\n')
+
+
+def read_metrics(workdir) -> list[dict]:
+  path = pathlib.Path(workdir) / 'metrics.jsonl'
+  return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _rows(first_step, metrics, steps_per_call):
+  """Metrics of one advance call (leading axis = steps, or scalars for one step) -> rows."""
+  metrics = {k: np.asarray(v).reshape(steps_per_call, -1) for k, v in metrics.items()}
+  rows = []
+  for i in range(steps_per_call):
+    row = {'step': first_step + i}
+    for k, v in metrics.items():
+      row[k] = v[i].tolist() if v.shape[1] > 1 else float(v[i, 0])
+    rows.append(row)
+  return rows
+
+
+class Checkpoints:
+  """Orbax CheckpointManager in <workdir>/checkpoints; saves are atomic (written to a
+  temporary folder and renamed), so a kill mid-save leaves the last good checkpoint."""
+
+  def __init__(self, workdir: pathlib.Path, max_to_keep: int):
+    self.manager = ocp.CheckpointManager(
+        (workdir / 'checkpoints').absolute(),
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def restore(self, target: TrainState, step: int | None = None) -> TrainState:
+    step = self.latest_step() if step is None else step
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+  def save(self, step: int, state: TrainState):
+    self.manager.save(step, args=ocp.args.StandardSave(state))
+
+  def close(self):
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def _validate_schedule(num_steps, steps_per_call, checkpoint_every, log_every):
+  for name, value in (('num_steps', num_steps), ('checkpoint_every', checkpoint_every),
+                      ('log_every', log_every)):
+    if value <= 0 or value % steps_per_call:
+      raise UsageError(f'--config.{name}={value} must be a positive multiple of '
+                       f'steps_per_call={steps_per_call}')
+
+
+def fit(*, workdir, state: TrainState, advance: Callable, num_steps: int,
+        steps_per_call: int = 1, checkpoint_every: int = 1000, log_every: int = 100,
+        max_to_keep: int = 2, description: str = 'train') -> TrainState:
+  """Run `advance(state, step) -> (state, metrics)` until `num_steps`, resumably.
+
+  `state` is the freshly initialized state; it is replaced by the latest checkpoint when one
+  exists. Metrics are fetched from the device only every `log_every` steps and before each
+  checkpoint, so the loop dispatches steps without waiting on the host.
+  """
+  _validate_schedule(num_steps, steps_per_call, checkpoint_every, log_every)
+  workdir = pathlib.Path(workdir)
+  checkpoints = Checkpoints(workdir, max_to_keep)
+  try:
+    start = checkpoints.latest_step() or 0
+    if start:
+      state = checkpoints.restore(state, start)
+    if start >= num_steps:
+      tqdm.write(f'{description}: already trained to step {start}, nothing to do')
+      return state
+    log = MetricsLog(workdir / 'metrics.jsonl', start)
+    pending = []
+    with tqdm(total=num_steps, initial=start, desc=description, unit='step',
+              dynamic_ncols=True) as bar:
+
+      def flush(end_step):
+        rows = [r for first, m in jax.device_get(pending) for r in _rows(first, m, steps_per_call)]
+        pending.clear()
+        bad = next((r['step'] for r in rows if not np.all(np.isfinite(r['loss']))), None)
+        if bad is None and not _all_finite(state.params):
+          bad = end_step - 1
+        if bad is not None:
+          raise Diverged(f'loss became NaN or Inf at step {bad}; the last good checkpoint '
+                         f'(step {checkpoints.latest_step() or "none"}) in {workdir} is intact. '
+                         'Lower the learning rate or check the data, then run again.')
+        log.write(rows)
+        bar.set_postfix(loss=f"{np.mean(rows[-1]['loss']):.4g}")
+        bar.update(end_step - bar.n)
+
+      for step in range(start, num_steps, steps_per_call):
+        state, metrics = advance(state, step)
+        pending.append((step, metrics))
+        end = step + steps_per_call
+        must_save = end % checkpoint_every == 0 or end == num_steps
+        if must_save or end % log_every == 0:
+          flush(end)
+        if must_save:
+          checkpoints.save(end, state)
+    return state
+  finally:
+    checkpoints.close()

@@ -1,0 +1,1 @@
+"""Experiment configs: each module has a one-line docstring and get_config()."""

@@ -1,0 +1,73 @@
+"""Run an experiment: python run.py --experiment=NAME [--config.key=value ...] [--workdir=DIR].
+
+`python run.py --list` lists the experiments. Running the same command again resumes from the
+latest checkpoint in the workdir; a finished run only rewrites its report.
+"""
+
+import argparse
+import importlib
+import os
+import pathlib
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # tensorflow's start-up chatter
+
+from colorjax import configs  # noqa: E402  (after the environment is set)
+from colorjax.errors import UsageError  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+
+  def error(self, message):
+    raise UsageError(f'{message}; usage: python run.py --experiment=NAME '
+                     '[--config.key=value ...] [--workdir=DIR] | --list')
+
+
+def _parse_args(argv):
+  parser = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+  parser.add_argument('--experiment', help='an experiment module in experiments/')
+  parser.add_argument('--workdir', help='where checkpoints and the report go '
+                      '(default runs/<experiment>)')
+  parser.add_argument('--list', action='store_true', help='list the experiments and exit')
+  args, rest = parser.parse_known_args(argv)
+  overrides = {}
+  for item in rest:
+    key, sep, value = item.partition('=')
+    if not key.startswith('--config.') or not sep:
+      parser.error(f"unrecognized argument '{item}'")
+    overrides[key[len('--config.'):]] = value
+  if not args.list and not args.experiment:
+    parser.error('--experiment is required')
+  return args, overrides
+
+
+def main(argv):
+  args, overrides = _parse_args(argv)
+  if args.list:
+    for name, description in configs.list_experiments().items():
+      print(f'{name:20s} {description}')
+    return 0
+  config = configs.apply_overrides(configs.load_config(args.experiment), overrides,
+                                   args.experiment)
+  workdir = pathlib.Path(args.workdir or pathlib.Path('runs') / args.experiment)
+  from colorjax import train  # heavy imports only once the command line is known to be valid
+  train.check_config_matches(workdir, config)
+  program = importlib.import_module(f'colorjax.{config.program}')
+  try:
+    program.main(config, workdir)
+  except train.Diverged as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    print(f'\ninterrupted: run the same command again to resume from the last checkpoint '
+          f'in {workdir}', file=sys.stderr)
+    return 130
+  return 0
+
+
+if __name__ == '__main__':
+  try:
+    sys.exit(main(sys.argv[1:]))
+  except UsageError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,124 @@
+"""colorjax.color against scikit-image (float64) and closed forms."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import skimage.color
+import skimage.data
+
+from colorjax import color
+
+
+def _random_rgb(n=100_000, seed=0):
+  return np.random.default_rng(seed).random((n, 3))
+
+
+def _cube_extremes():
+  """The 8 corners, every edge and face sampled at 17 levels, and the 0.04045 knee."""
+  levels = np.concatenate([np.linspace(0, 1, 17), [0.04045, 0.04046, 0.0031308]])
+  grid = np.stack(np.meshgrid(levels, levels, levels, indexing='ij'), -1).reshape(-1, 3)
+  on_surface = np.any((grid == 0) | (grid == 1), axis=-1)
+  return grid[on_surface]
+
+
+def _photos():
+  return [skimage.data.coffee(), skimage.data.astronaut(), skimage.data.chelsea()]
+
+
+def _max_abs(a, b):
+  return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+@pytest.mark.parametrize('rgb', [_random_rgb(), _cube_extremes()], ids=['random', 'extremes'])
+def test_rgb_to_lab_matches_skimage(rgb):
+  ours = jax.jit(color.rgb_to_lab)(jnp.asarray(rgb, jnp.float32))
+  assert ours.dtype == jnp.float32
+  assert _max_abs(ours, skimage.color.rgb2lab(rgb)) <= 1e-3
+
+
+@pytest.mark.parametrize('photo', _photos(), ids=['coffee', 'astronaut', 'chelsea'])
+def test_photos_match_skimage_and_round_trip(photo):
+  rgb = photo.astype(np.float32) / 255.0
+  lab = color.rgb_to_lab(rgb)
+  assert _max_abs(lab, skimage.color.rgb2lab(photo)) <= 1e-3
+  assert _max_abs(color.lab_to_rgb(lab), rgb) <= 1e-4
+
+
+@pytest.mark.parametrize('rgb', [_random_rgb(), _cube_extremes()], ids=['random', 'extremes'])
+def test_rgb_lab_round_trip(rgb):
+  rgb32 = jnp.asarray(rgb, jnp.float32)
+  assert _max_abs(color.lab_to_rgb(color.rgb_to_lab(rgb32)), rgb) <= 1e-4
+
+
+def test_lab_to_rgb_matches_skimage_including_out_of_gamut():
+  rng = np.random.default_rng(1)
+  lab = np.stack([rng.uniform(0, 100, 100_000), rng.uniform(-128, 127, 100_000),
+                  rng.uniform(-128, 127, 100_000)], -1)
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore')  # skimage warns about the negative Z it clips
+    expected = skimage.color.lab2rgb(lab)
+  ours = color.lab_to_rgb(jnp.asarray(lab, jnp.float32))
+  out_of_gamut = np.any((expected == 0) | (expected == 1), axis=-1)
+  assert out_of_gamut.mean() > 0.5  # the test really exercises clipping
+  assert float(ours.min()) >= 0.0 and float(ours.max()) <= 1.0
+  assert _max_abs(ours, expected) <= 1e-4
+
+
+def test_any_leading_shape_and_vmap():
+  rgb = jnp.asarray(_random_rgb(2 * 3 * 4 * 5).reshape(2, 3, 4, 5, 3), jnp.float32)
+  lab = color.rgb_to_lab(rgb)
+  assert lab.shape == rgb.shape
+  np.testing.assert_allclose(jax.vmap(color.rgb_to_lab)(rgb), lab, atol=1e-5)
+  np.testing.assert_allclose(color.rgb_to_lab(rgb[1, 2]), lab[1, 2], atol=1e-5)
+
+
+def test_gray_lightness_closed_form():
+  """Gray has Y = linear(0.5) exactly (matrix rows sum to the white point's Y = 1), so
+  L = 116 * cbrt(((0.5 + 0.055) / 1.055) ** 2.4) - 16."""
+  linear = ((0.5 + 0.055) / 1.055) ** 2.4
+  expected_l = 116 * np.cbrt(linear) - 16
+  lab = color.rgb_to_lab(jnp.full((3,), 0.5))
+  assert abs(float(lab[0]) - expected_l) < 1e-4
+
+
+@pytest.mark.parametrize('rgb', [_random_rgb(), _photos()[0] / 255.0], ids=['random', 'coffee'])
+def test_yuv_matches_skimage_and_round_trips(rgb):
+  """Ours is derived from the BT.601 definition (Umax = 0.436, Vmax = 0.615); scikit-image's
+  published matrix rounds a few coefficients differently (U from B: 0.43601035), which
+  moves U and V by at most 2.5e-5, 160x below one 8-bit level."""
+  yuv = jax.jit(color.rgb_to_yuv)(jnp.asarray(rgb, jnp.float32))
+  assert _max_abs(yuv, skimage.color.rgb2yuv(rgb)) <= 5e-5
+  assert _max_abs(color.yuv_to_rgb(yuv), rgb) <= 1e-5
+
+
+def test_yuv_closed_form_primaries():
+  """BT.601: white has no chroma; pure blue has U = Umax, pure red V = Vmax."""
+  yuv = np.asarray(color.rgb_to_yuv(jnp.eye(3)))
+  np.testing.assert_allclose(yuv[:, 0], [0.299, 0.587, 0.114], atol=1e-7)
+  assert abs(yuv[2, 1] - 0.436) < 1e-6 and abs(yuv[0, 2] - 0.615) < 1e-6
+  np.testing.assert_allclose(color.rgb_to_yuv(jnp.ones(3)), [1, 0, 0], atol=1e-6)
+
+
+HAND_COMPUTED = {  # Lab (50, 110, -64) normalized by each scheme's formula
+    'none': (50, 110, -64),
+    'unit': (0.5, 110 / 128, -0.5),
+    'centered': (0, 1, -64 / 110),
+    'pix2pix': (0, 1, -64 / 110),
+    'shifted': (0.5, 238 / 255, 64 / 255),
+}
+
+
+@pytest.mark.parametrize('name', sorted(color.NORMALIZATIONS))
+def test_normalizations(name):
+  norm = color.NORMALIZATIONS[name]
+  lab = jnp.asarray([50.0, 110.0, -64.0])
+  np.testing.assert_allclose(norm.normalize(lab), HAND_COMPUTED[name], rtol=1e-6)
+  photo_lab = color.rgb_to_lab(jnp.asarray(_photos()[0] / 255.0, jnp.float32))
+  np.testing.assert_allclose(norm.denormalize(norm.normalize(photo_lab)), photo_lab, atol=1e-4)
+
+
+def test_all_schemes_are_tested():
+  assert set(HAND_COMPUTED) == set(color.NORMALIZATIONS)

@@ -1,0 +1,107 @@
+"""run.py end to end, in subprocesses as a user runs it."""
+
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SMALL = ['--config.image_scale=0.1', '--config.seeds=0,1', '--config.num_steps=20',
+         '--config.steps_per_call=10', '--config.log_every=10', '--config.checkpoint_every=10']
+
+
+def _run(*args, **kwargs):
+  return subprocess.run([sys.executable, 'run.py', *args], cwd=ROOT, capture_output=True,
+                        text=True, timeout=300, **kwargs)
+
+
+def test_norm_ablation_writes_report_and_figures_and_is_not_retrained(tmp_path):
+  result = _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL)
+  assert result.returncode == 0, result.stderr
+  report = (tmp_path / 'report.md').read_text()
+  for scheme in ('none', 'unit', 'centered', 'pix2pix', 'shifted'):
+    assert f'| `{scheme}` |' in report
+  assert 'lower distance in' in report
+  for figure in ('reconstructions.png', 'loss_curves.png', 'config.json', 'metrics.jsonl'):
+    assert (tmp_path / figure).stat().st_size > 0
+  again = _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL)
+  assert again.returncode == 0 and 'already trained to step 20' in again.stdout
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--experiment=norm_ablatoin'], "unknown experiment 'norm_ablatoin'"),
+    (['--experiment=norm_ablation', '--config.num_step=5'], "unknown config key 'num_step'"),
+    (['--experiment=norm_ablation', '--config.num_steps=many'], 'is not a valid int'),
+    (['--experiment=norm_ablation', '--config.schemes=unit,bogus'], 'unknown normalization'),
+    (['--experiment=norm_ablation', '--config.image=/no/such.png'], "image '/no/such.png' not"),
+    (['--experiment=norm_ablation', '--config.num_steps=15'], 'multiple of steps_per_call'),
+    (['--frobnicate'], "unrecognized argument '--frobnicate'"),
+])
+def test_user_mistakes_exit_2_with_one_line(tmp_path, args, message):
+  result = _run(*args, f'--workdir={tmp_path / "w"}')
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], result.stderr
+  assert not list(tmp_path.glob('w/checkpoints/*'))
+
+
+def test_resuming_with_another_config_is_refused_and_damages_nothing(tmp_path):
+  assert _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL).returncode == 0
+  before = {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()}
+  result = _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL,
+                '--config.channels=8')
+  assert result.returncode == 2 and 'channels differ' in result.stderr
+  assert {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()} == before
+
+
+def test_list_describes_experiments():
+  result = _run('--list')
+  assert result.returncode == 0 and 'norm_ablation' in result.stdout
+
+
+def _table(report_path):
+  return [line for line in report_path.read_text().splitlines() if line.startswith('| `')]
+
+
+def test_a_killed_run_resumes_to_the_same_result(tmp_path):
+  args = ['--experiment=norm_ablation', '--config.image_scale=0.5', '--config.seeds=0',
+          '--config.schemes=none,unit', '--config.num_steps=150', '--config.steps_per_call=10',
+          '--config.log_every=10', '--config.checkpoint_every=10']
+  unbroken = _run(*args, f'--workdir={tmp_path / "unbroken"}')
+  assert unbroken.returncode == 0, unbroken.stderr
+
+  workdir = tmp_path / 'killed'
+  process = subprocess.Popen([sys.executable, 'run.py', *args, f'--workdir={workdir}'],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.monotonic() + 120
+    while not list(workdir.glob('checkpoints/[0-9]*')) and time.monotonic() < deadline:
+      time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+  finally:
+    process.wait()
+  assert process.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+  resumed = _run(*args, f'--workdir={workdir}')
+  assert resumed.returncode == 0, resumed.stderr
+  assert (workdir / 'metrics.jsonl').read_text() == (tmp_path / 'unbroken/metrics.jsonl').read_text()
+  assert _table(workdir / 'report.md') == _table(tmp_path / 'unbroken/report.md')
+
+
+def test_benchmark_writes_its_table(tmp_path):
+  result = _run('--experiment=benchmark', f'--workdir={tmp_path}', '--config.sizes=16x24',
+                '--config.steps=2', '--config.repeats=1')
+  assert result.returncode == 0, result.stderr
+  report = (tmp_path / 'report.md').read_text()
+  assert '| 16x24 | taps |' in report and '| 16x24 | xla |' in report
+
+
+def test_a_corrected_command_runs_after_a_failed_one(tmp_path):
+  failed = _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL,
+                '--config.schemes=unit,bogus')
+  assert failed.returncode == 2
+  fixed = _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL,
+               '--config.schemes=unit,none')
+  assert fixed.returncode == 0, fixed.stderr

@@ -1,0 +1,142 @@
+"""The generic trainer: step, data parallelism, checkpoint/resume, NaN guard."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from colorjax import color, losses, train
+from colorjax.errors import UsageError
+from colorjax.models.tiny_cnn import TinyCNN
+
+MODEL = TinyCNN(channels=4)
+TX = train.make_optimizer({'name': 'adam', 'learning_rate': 1e-2})
+LOSS = losses.ab_regression(MODEL, color.NORMALIZATIONS['unit'])
+
+
+def _batch(step, size=8):
+  """Batch k is a function of k alone, as the trainer's determinism contract asks."""
+  rng = np.random.default_rng(step)
+  return {'rgb': rng.integers(0, 256, (size, 12, 12, 3), dtype=np.uint8)}
+
+
+def _fresh_state():
+  return train.init_state(MODEL, TX, jax.random.PRNGKey(0), jnp.zeros((1, 12, 12, 1)))
+
+
+def _tree_allclose(a, b, atol):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0)
+
+
+def test_step_reduces_loss_changes_params_and_jit_agrees():
+  step = train.make_train_step(LOSS, TX)
+  batch = _batch(0)
+  state = _fresh_state()
+  eager_state, eager_metrics = step(state, batch)
+  jit_state, jit_metrics = jax.jit(step)(state, batch)
+  _tree_allclose(eager_state.params, jit_state.params, atol=1e-6)
+  assert abs(float(eager_metrics['loss']) - float(jit_metrics['loss'])) < 1e-6
+  assert int(jit_state.step) == 1
+  changed = [not np.array_equal(a, b) for a, b in
+             zip(jax.tree.leaves(state.params), jax.tree.leaves(jit_state.params))]
+  assert all(changed)
+  loss_before = float(LOSS(state.params, {}, batch, jax.random.PRNGKey(0))[0])
+  loss_after = float(LOSS(jit_state.params, {}, batch, jax.random.PRNGKey(0))[0])
+  assert loss_after < loss_before
+
+
+def _train_sharded(devices, steps=3):
+  mesh = train.data_mesh(devices)
+  step = train.shard_train_step(train.make_train_step(LOSS, TX), mesh)
+  state = _fresh_state()
+  for k in range(steps):
+    state, _ = step(state, _batch(k))
+  return state
+
+
+def test_four_devices_give_the_same_params_as_one():
+  assert jax.device_count() == 4, 'conftest sets 4 fake CPU devices'
+  one = _train_sharded(jax.devices()[:1])
+  four = _train_sharded(jax.devices())
+  assert four.params['Conv3x3_0']['kernel'].sharding.num_devices == 4
+  _tree_allclose(one.params, four.params, atol=1e-5)
+
+
+class _Killed(Exception):
+  pass
+
+
+def _fit(workdir, num_steps=8, kill_at=None, calls=None):
+  step = jax.jit(train.make_train_step(LOSS, TX))
+
+  def advance(state, k):
+    if k == kill_at:
+      raise _Killed
+    if calls is not None:
+      calls.append(k)
+    return step(state, _batch(k))
+
+  return train.fit(workdir=workdir, state=_fresh_state(), advance=advance, num_steps=num_steps,
+                   checkpoint_every=3, log_every=1, max_to_keep=2)
+
+
+def test_resume_after_a_kill_ends_bitwise_equal_to_an_unbroken_run(tmp_path):
+  unbroken = _fit(tmp_path / 'unbroken')
+  with pytest.raises(_Killed):
+    _fit(tmp_path / 'resumed', kill_at=7)  # after the checkpoint of step 6, mid-way on
+  calls = []
+  resumed = _fit(tmp_path / 'resumed', calls=calls)
+  assert calls == [6, 7]  # it continued from the checkpoint, not from scratch
+  for a, b in zip(jax.tree.leaves(unbroken), jax.tree.leaves(resumed)):
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+  logged = [json.loads(line)['step'] for line in (tmp_path / 'resumed/metrics.jsonl').open()]
+  assert logged == list(range(8))  # no step logged twice, none missing
+
+
+def test_a_finished_run_is_not_retrained(tmp_path):
+  first = _fit(tmp_path)
+  calls = []
+  again = _fit(tmp_path, calls=calls)
+  assert calls == []
+  assert np.array_equal(first.params['Conv3x3_2']['bias'], again.params['Conv3x3_2']['bias'])
+
+
+def test_nan_loss_stops_the_run_and_the_last_checkpoint_restores(tmp_path):
+  poison_from = 4
+
+  def poisoned_loss(params, batch_stats, batch, key):
+    loss, aux = LOSS(params, batch_stats, batch, key)
+    return loss * jnp.where(batch['poison'], jnp.nan, 1.0), aux
+
+  step = jax.jit(train.make_train_step(poisoned_loss, TX))
+
+  def advance(state, k):
+    return step(state, {**_batch(k), 'poison': np.asarray(k >= poison_from)})
+
+  with pytest.raises(train.Diverged, match=f'at step {poison_from}.*checkpoint \\(step 3\\)'):
+    train.fit(workdir=tmp_path, state=_fresh_state(), advance=advance, num_steps=9,
+              checkpoint_every=3, log_every=3)
+  checkpoints = train.Checkpoints(tmp_path, max_to_keep=2)
+  assert checkpoints.latest_step() == 3
+  restored = checkpoints.restore(_fresh_state())
+  checkpoints.close()
+  clean = _fit(tmp_path / 'clean', num_steps=3)
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored.params))
+  for a, b in zip(jax.tree.leaves(clean.params), jax.tree.leaves(restored.params)):
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_schedule_must_align_with_steps_per_call(tmp_path):
+  with pytest.raises(UsageError, match='checkpoint_every=5 must be a positive multiple'):
+    train.fit(workdir=tmp_path, state=None, advance=None, num_steps=10, steps_per_call=2,
+              checkpoint_every=5)
+
+
+def test_optimizer_errors_are_usage_errors():
+  with pytest.raises(UsageError, match="unknown optimizer 'adamm'"):
+    train.make_optimizer({'name': 'adamm', 'learning_rate': 1.0})
+  with pytest.raises(UsageError, match='rejects its settings'):
+    train.make_optimizer({'name': 'adam', 'learning_rat': 1.0})
