@@ -4,10 +4,15 @@
 All runs train together in one compiled program. The schemes differ only in an affine map,
 which enters as data (a stacked, vmapped LabNorm); seeds differ only in the initial
 parameters. So one jit of `lax.scan(vmap(train_step))` serves every run: one compile,
-`steps_per_call` iterations per call, no host round trip in between. The run axis is split
-over the devices when it divides evenly.
+`steps_per_call` iterations per call, no host round trip in between.
+
+Runs are independent, so the run axis is split over devices with shard_map: each device
+trains its own runs and nothing is communicated. (Leaving that split to jit's automatic
+partitioner gave wrong kernel gradients on all but the first device for vmapped
+convolutions on the XLA CPU backend; tests/test_ablation.py guards against it.)
 """
 
+import math
 import time
 
 import jax
@@ -45,13 +50,13 @@ def _reconstruct(model, params, norm, rgb_uint8):
 def main(config, workdir):
   runs = _runs(config)
   image = data.load_image(config.image, config.image_scale)
-  batch = {'rgb': jnp.asarray(image[None])}
   model = TinyCNN(channels=config.channels)
   tx = train.make_optimizer(config.optimizer)
 
-  mesh = train.data_mesh()
-  split = len(runs) % mesh.size == 0
-  per_run = NamedSharding(mesh, P('data') if split else P())
+  # The largest number of devices that divides the runs evenly.
+  mesh = train.data_mesh(jax.devices()[:math.gcd(len(runs), jax.device_count())])
+  per_run = NamedSharding(mesh, P('data'))
+  batch = jax.device_put({'rgb': image[None]}, NamedSharding(mesh, P()))
   norms = jax.device_put(_stack([color.NORMALIZATIONS[s] for s, _ in runs]), per_run)
   keys = jnp.stack([jax.random.PRNGKey(seed) for _, seed in runs])
   l_sample = jnp.zeros((1, *image.shape[:2], 1), jnp.float32)
@@ -66,7 +71,9 @@ def main(config, workdir):
     return jax.lax.scan(lambda s, _: step_all(s, norms, batch), state, None,
                         length=config.steps_per_call)
 
-  advance_donating = jax.jit(advance, donate_argnums=0)
+  advance_per_device = jax.shard_map(advance, mesh=mesh, in_specs=(P('data'), P('data'), P()),
+                                     out_specs=(P('data'), P(None, 'data')))
+  advance_donating = jax.jit(advance_per_device, donate_argnums=0)
   started = time.perf_counter()
   state = train.fit(
       workdir=workdir, state=state, advance=lambda s, step: advance_donating(s, norms, batch),
@@ -75,8 +82,9 @@ def main(config, workdir):
       max_to_keep=config.max_to_keep, description=f'{len(runs)} runs')
   seconds = time.perf_counter() - started
 
-  reconstruct = jax.jit(jax.vmap(lambda p, n: _reconstruct(model, p, n, batch['rgb'])))
-  final_loss, rgb_pred = jax.device_get(reconstruct(state.params, norms))
+  reconstruct = jax.jit(jax.vmap(lambda p, n, rgb: _reconstruct(model, p, n, rgb),
+                                 in_axes=(0, 0, None)))
+  final_loss, rgb_pred = jax.device_get(reconstruct(state.params, norms, batch['rgb']))
   rgb_true = image.astype(np.float32) / 255.0
   results = {
       'loss': final_loss,

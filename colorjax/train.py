@@ -219,8 +219,10 @@ def fit(*, workdir, state: TrainState, advance: Callable, num_steps: int,
         if bad is None and not _all_finite(state.params):
           bad = end_step - 1
         if bad is not None:
-          raise Diverged(f'loss became NaN or Inf at step {bad}; the last good checkpoint '
-                         f'(step {checkpoints.latest_step() or "none"}) in {workdir} is intact. '
+          last = checkpoints.latest_step()
+          kept = (f'the last good checkpoint (step {last}) in {workdir} is intact'
+                  if last is not None else 'no checkpoint had been written yet')
+          raise Diverged(f'loss became NaN or Inf at step {bad}; {kept}. '
                          'Lower the learning rate or check the data, then run again.')
         log.write(rows)
         bar.set_postfix(loss=f"{np.mean(rows[-1]['loss']):.4g}")

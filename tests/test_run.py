@@ -9,7 +9,7 @@ import time
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SMALL = ['--config.image_scale=0.1', '--config.seeds=0,1', '--config.num_steps=20',
+SMALL = ['--config.image_scale=0.1', '--config.seeds=0,1,2,3', '--config.num_steps=20',
          '--config.steps_per_call=10', '--config.log_every=10', '--config.checkpoint_every=10']
 
 
