@@ -73,11 +73,6 @@ def yuv_to_rgb(yuv):
   return _matmul3(_float(yuv), _RGB_FROM_YUV)
 
 
-def rgb_to_gray(rgb):
-  """Luma Y of BT.601, the grayscale a GAN or gray->RGB model is conditioned on."""
-  return rgb_to_yuv(rgb)[..., :1]
-
-
 @flax.struct.dataclass
 class LabNorm:
   """An affine Lab normalization, (lab - offset) / scale per channel.
