@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from colorjax import color, data, evaluate, losses, report, train
+from colorjax import color, evaluate, images, losses, report, train
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
 
@@ -49,7 +49,7 @@ def _reconstruct(model, params, norm, rgb_uint8):
 
 def main(config, workdir):
   runs = _runs(config)
-  image = data.load_image(config.image, config.image_scale)
+  image = images.load_image(config.image, config.image_scale)
   model = TinyCNN(channels=config.channels)
   tx = train.make_optimizer(config.optimizer)
 

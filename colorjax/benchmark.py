@@ -1,5 +1,5 @@
-"""Times jitted training steps (lax.scan over `steps` iterations, best of `repeats`) and writes
-report.md. The first call compiles and is not timed."""
+"""Times jitted training steps (lax.scan over `steps` iterations, best of `repeats`; the
+first call compiles and is not timed) and the input pipeline alone, and writes report.md."""
 
 import time
 
@@ -7,7 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from colorjax import color, data, losses, report, train
+import tensorflow as tf
+
+from colorjax import color, data, images, losses, report, train
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
 
@@ -42,24 +44,75 @@ def _tiny_cnn_ms(image, taps, config):
   return 1e3 * time_scanned_steps(step, state, batch, config.steps, config.repeats)
 
 
+def _pipeline_images(count, size, seed=0):
+  """`count` size x size RGB crops of the bundled photos: photo-like content, so encoded
+  sizes and decode times are realistic."""
+  rng = np.random.default_rng(seed)
+  photos = [images.sample_photo(name) for name in images.SAMPLE_PHOTOS]
+  crops = []
+  for i in range(count):
+    photo = photos[i % len(photos)]
+    y, x = (rng.integers(0, d - size + 1) for d in photo.shape[:2])
+    crops.append(photo[y:y + size, x:x + size])
+  return crops
+
+
+def _pipeline_source(crops, record_format):
+  config = data.default_config()
+  if record_format == 'array':
+    return data.in_memory_source(crops, [0] * len(crops), config, 0, 1)
+  encode = {'png': tf.io.encode_png, 'jpeg': tf.io.encode_jpeg}[record_format]
+  records = tf.data.Dataset.from_tensor_slices(
+      {'image': [encode(c).numpy() for c in crops], 'label': np.zeros(len(crops), np.int64)})
+  return data.Source(records, len(crops), data.decode_encoded)
+
+
+def pipeline_images_per_second(source, crop, batch_size, batches):
+  config = data.default_config(crop=crop, batch_size=batch_size)
+  iterator = data.train_batches(source, config, process_count=1)
+  for _ in range(5):
+    next(iterator)
+  start = time.perf_counter()
+  for _ in range(batches):
+    next(iterator)
+  return batches * batch_size / (time.perf_counter() - start)
+
+
 def main(config, workdir):
   unknown = set(config.formulations) - {'taps', 'xla'}
   if unknown:
     raise UsageError(f"unknown formulation(s) {', '.join(sorted(unknown))}: choose taps or xla")
-  photo = data.load_image(config.image)
+  photo = images.load_image(config.image)
   rows = []
   for size in config.sizes:
     h, w = _size(size)
-    image = data.resize_rgb(photo, (h, w))
+    image = images.resize_rgb(photo, (h, w))
     for formulation in config.formulations:
       ms = _tiny_cnn_ms(image, formulation == 'taps', config)
       print(f'tiny CNN train step, {formulation:4s} {h}x{w}: {ms:.1f} ms/iteration', flush=True)
       rows.append([f'tiny CNN (c={config.channels}) train step', f'{h}x{w}', formulation,
                    f'{ms:.1f}'])
+  pipeline_rows = []
+  for case in config.pipeline_cases:
+    source_size, crop = _size(case.replace(':', 'x'))
+    crops = _pipeline_images(config.pipeline_examples, source_size)
+    for record_format in config.pipeline_formats:
+      rate = pipeline_images_per_second(_pipeline_source(crops, record_format), crop,
+                                        config.pipeline_batch_size, config.pipeline_batches)
+      print(f'pipeline {source_size}x{source_size} -> {crop}x{crop} crops, {record_format}: '
+            f'{rate:,.0f} images/s', flush=True)
+      pipeline_rows.append([f'{source_size}x{source_size}', f'{crop}x{crop}', record_format,
+                            f'{rate:,.0f}'])
   device = jax.devices()[0]
   path = report.write_report(workdir, 'Benchmark', [
       f'Backend `{jax.default_backend()}` ({device.device_kind}), {jax.device_count()} '
       f'device(s). Each figure is the best of {config.repeats} timings of {config.steps} '
       'iterations under one jitted lax.scan (MSE on ab, Adam), compile excluded.',
-      report.markdown_table(['what', 'size', 'formulation', 'ms/iteration'], rows)])
+      report.markdown_table(['what', 'size', 'formulation', 'ms/iteration'], rows),
+      '## Input pipeline',
+      f'Training batches of {config.pipeline_batch_size} (shuffle, random crop, flip, batch) '
+      f'from {config.pipeline_examples} distinct images, records held as decoded arrays or '
+      f'as PNG / JPEG bytes (as tfds stores them) decoded in the pipeline; '
+      f'{config.pipeline_batches} batches timed after 5 warm-up batches.',
+      report.markdown_table(['source', 'crop', 'records', 'images/s'], pipeline_rows)])
   print(f'report: {path}')

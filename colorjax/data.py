@@ -1,61 +1,354 @@
-"""Image input. For now: one photo as uint8 RGB, from scikit-image's bundled samples or a file.
+"""tf.data input pipelines: named sources, crops, batching, host sharding, exact resume.
 
-The bundled colour photos are the offline default: they ship inside the scikit-image
-package, so smoke runs and tests never touch the network.
+A source is a config string:
+  NAME (any tfds image dataset, e.g. stl10, oxford_flowers102, imagenette, imagenet2012),
+  folder:PATH (photos found recursively), npz:PATH (train_images / test_images arrays),
+  samples (the colour photos bundled with scikit-image; offline).
+
+Each process reads a disjoint slice of every split. Batches are uint8 RGB NHWC (+ 'label');
+colour conversion happens on device, in the step. Train batch k is a function of (seed, k)
+alone: the stream is shuffled with a fixed seed before decoding, a resume skips the
+undecoded records of the first k batches, and crop and flip draw stateless randomness from
+(seed, element index). Eval batches are deterministic, padded to full batches, with 'mask'
+1 for real examples and 0 for padding, so every example counts exactly once.
 """
 
+import collections
+import dataclasses
+import hashlib
+import math
 import pathlib
 
+import jax
+import ml_collections
 import numpy as np
-import skimage.data
-import skimage.io
-import skimage.transform
 import skimage.util
+import tensorflow as tf
+from jax.sharding import NamedSharding, PartitionSpec as P
+from tqdm import tqdm
 
+from colorjax import images
 from colorjax.errors import UsageError
 
-# Colour photos that ship inside the scikit-image package (no download).
-SAMPLE_PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry',
-                 'hubble_deep_field', 'retina')
+AUTOTUNE = tf.data.AUTOTUNE
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
+
+# (train split, eval split) of the tfds datasets the experiments name; others: train / test.
+TFDS_SPLITS = {
+    'stl10': ('train+unlabelled', 'test'),
+    'oxford_flowers102': ('train', 'validation'),
+    'imagenet2012': ('train', 'validation'),
+    'imagenette': ('train', 'validation'),
+    'imagenet_resized': ('train', 'validation'),
+    'places365_small': ('train', 'validation'),
+}
 
 
-def to_rgb_uint8(image: np.ndarray, source: str) -> np.ndarray:
-  """Any decoded image (gray, RGB, RGBA; 8 or 16 bit; float) -> HxWx3 uint8 RGB."""
-  if image.ndim == 3 and image.shape[-1] == 4:
-    image = image[..., :3]
-  if image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 1):
-    raise UsageError(f'{source} is a grayscale image: a colorization target needs colour; '
-                     'pass a colour photo')
-  if image.ndim != 3 or image.shape[-1] != 3:
-    raise UsageError(f'{source} has shape {image.shape}, not an RGB image; pass a colour photo')
-  return skimage.util.img_as_ubyte(image)
+def default_config(**overrides) -> ml_collections.ConfigDict:
+  """The data fields every experiment's config holds under `config.data`."""
+  config = ml_collections.ConfigDict(dict(
+      source='samples',    # see the module docstring
+      crop=64,             # square crops, train (random) and eval (centre)
+      batch_size=16,       # global; each process reads batch_size / process_count
+      eval_batch_size=16,
+      shuffle_buffer=2048,
+      seed=0,
+      gray='weight',       # nearly gray images: 'weight' (the loss gives them 0) or 'drop'
+      gray_threshold=5.0,  # nearly gray: every |a|, |b| within this
+      val_percent=10,      # folder: share of files held out for evaluation
+      tfds_data_dir='',    # '' = tfds default (TFDS_DATA_DIR or ~/tensorflow_datasets)
+      download=True,       # let tfds download datasets that allow it
+  ))
+  config.update(overrides)
+  return config
 
 
-def load_image(spec: str, scale: float = 1.0) -> np.ndarray:
-  """`spec` is a scikit-image sample name ('coffee') or an image path; returns uint8 HxWx3,
-  resized by `scale` (anti-aliased) when scale != 1."""
-  if spec in SAMPLE_PHOTOS:
-    image = getattr(skimage.data, spec)()
-  else:
-    path = pathlib.Path(spec).expanduser()
-    if not path.is_file():
-      raise UsageError(f"image '{spec}' not found: pass --config.image=PATH to an image file, "
-                       f"or a bundled photo ({', '.join(SAMPLE_PHOTOS)})")
+@dataclasses.dataclass
+class Source:
+  """One split of a source, this process's slice, not yet decoded.
+
+  `records` yields raw records (encoded bytes, a file path, or a padded array); `decode` maps
+  one to {'image': uint8 HxWx3, 'label': int64} inside tf.data.
+  """
+  records: tf.data.Dataset
+  num_examples: int
+  decode: callable
+  skipped: list = dataclasses.field(default_factory=list)  # unreadable files, for the report
+
+
+def decode_encoded(record):
+  image = tf.io.decode_image(record['image'], channels=3, dtype=tf.uint8,
+                             expand_animations=False)
+  return {'image': image, 'label': record['label']}
+
+
+def _process_slice(n, process_index, process_count):
+  """[start, stop) of this process's contiguous share of n examples (sizes differ by <= 1)."""
+  return n * process_index // process_count, n * (process_index + 1) // process_count
+
+
+def _drop_gray(rgb_list, labels, threshold):
+  keep = [i for i, rgb in enumerate(rgb_list) if images.has_colour(rgb, threshold)]
+  return [rgb_list[i] for i in keep], [labels[i] for i in keep]
+
+
+def in_memory_source(rgb_list, labels, config, process_index, process_count) -> Source:
+  """Images held in host memory, as one zero-padded array plus each image's height and width
+  (equal sizes pad nothing), so reading an example is a slice, not a decode."""
+  if config.gray == 'drop':
+    rgb_list, labels = _drop_gray(rgb_list, labels, config.gray_threshold)
+  start, stop = _process_slice(len(rgb_list), process_index, process_count)
+  rgb_list = rgb_list[start:stop]
+  height = max(rgb.shape[0] for rgb in rgb_list)
+  width = max(rgb.shape[1] for rgb in rgb_list)
+  padded = np.zeros((len(rgb_list), height, width, 3), np.uint8)
+  for i, rgb in enumerate(rgb_list):
+    padded[i, :rgb.shape[0], :rgb.shape[1]] = rgb
+  records = tf.data.Dataset.from_tensor_slices({
+      'image': padded, 'size': np.asarray([rgb.shape[:2] for rgb in rgb_list], np.int32),
+      'label': np.asarray(labels[start:stop], np.int64)})
+  return Source(records, len(rgb_list), _unpad)
+
+
+def _unpad(record):
+  h, w = record['size'][0], record['size'][1]
+  return {'image': record['image'][:h, :w], 'label': record['label']}
+
+
+def _samples(split, config, process_index, process_count) -> Source:
+  """The bundled photos; smoke-test data, so train and eval are the same photos. Labels are
+  the photo's index, for models that need a label."""
+  del split
+  photos = [images.sample_photo(name) for name in images.SAMPLE_PHOTOS]
+  return in_memory_source(photos, list(range(len(photos))), config, process_index,
+                           process_count)
+
+
+def _npz(path, split, config, process_index, process_count) -> Source:
+  path = pathlib.Path(path).expanduser()
+  if not path.is_file():
+    raise UsageError(f"npz file '{path}' not found: pass --config.data.source=npz:PATH to an "
+                     '.npz with train_images and test_images arrays (N x H x W x 3)')
+  key = 'train_images' if split == 'train' else 'test_images'
+  with np.load(path) as arrays:
+    if key not in arrays:
+      raise UsageError(f"{path} has no '{key}' array (it has: {', '.join(arrays.files)}); "
+                       'the npz source needs train_images and test_images, N x H x W x 3')
+    array = arrays[key]
+  if array.ndim != 4 or array.shape[-1] != 3 or not len(array):
+    raise UsageError(f"{path}: '{key}' has shape {array.shape}, expected N x H x W x 3, N > 0")
+  if np.issubdtype(array.dtype, np.floating) and (array.min() < 0 or array.max() > 1):
+    raise UsageError(f"{path}: float '{key}' must lie in [0, 1] (found "
+                     f'{array.min():.3g}..{array.max():.3g}); save uint8 or scale to [0, 1]')
+  rgb = skimage.util.img_as_ubyte(array)  # uint8 passes through; float [0, 1] is scaled
+  return in_memory_source(list(rgb), [-1] * len(rgb), config, process_index, process_count)
+
+
+def _folder_split(relative_path: str, val_percent: int) -> str:
+  """Stable per file: adding or removing other files never moves this one."""
+  digest = hashlib.sha256(relative_path.encode()).digest()
+  return 'eval' if int.from_bytes(digest[:4], 'big') % 100 < val_percent else 'train'
+
+
+def _readable(path):
+  try:
+    return images.read_rgb(path)
+  except Exception:  # corrupt or unsupported: skipped and counted, never a crash mid-epoch
+    return None
+
+
+def _decode_file(record):
+  image = tf.numpy_function(lambda p: images.read_rgb(p.decode()), [record['image']], tf.uint8)
+  return {'image': tf.ensure_shape(image, (None, None, 3)), 'label': record['label']}
+
+
+def _folder(path, split, config, process_index, process_count) -> Source:
+  """Files are checked once here (unreadable ones are skipped and listed, nearly gray ones
+  dropped if asked); the pipeline then decodes them again as it reads, so a folder of any
+  size streams from disk."""
+  root = pathlib.Path(path).expanduser()
+  if not root.is_dir():
+    raise UsageError(f"folder '{root}' not found: pass --config.data.source=folder:PATH")
+  files = sorted(p for p in root.rglob('*') if p.suffix.lower() in IMAGE_EXTENSIONS)
+  if not files:
+    raise UsageError(f'{root} holds no images ({", ".join(IMAGE_EXTENSIONS)}), searched '
+                     'recursively')
+  wanted = 'train' if split == 'train' else 'eval'
+  files = [p for p in files if _folder_split(str(p.relative_to(root)), config.val_percent)
+           == wanted]
+  kept, skipped = [], []
+  for p in tqdm(files, desc=f'checking {split} images in {root}', leave=False):
+    rgb = _readable(p)
+    if rgb is None:
+      skipped.append(str(p))
+    elif config.gray != 'drop' or images.has_colour(rgb, config.gray_threshold):
+      kept.append(str(p))
+  if not kept:
+    raise UsageError(f'{root}: no usable image in the {split} split ({len(files)} files, '
+                     f'{len(skipped)} unreadable); add images or change data.val_percent')
+  if skipped:
+    tqdm.write(f'{root}: skipped {len(skipped)} unreadable file(s) of {len(files)} in the '
+               f"{split} split: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
+  start, stop = _process_slice(len(kept), process_index, process_count)
+  records = tf.data.Dataset.from_tensor_slices(
+      {'image': kept[start:stop], 'label': np.full(stop - start, -1, np.int64)})
+  return Source(records, stop - start, _decode_file, skipped)
+
+
+def _tfds_not_available(name, builder_dir, error):
+  kind = ('it needs a manual download' if 'manual' in str(error).lower()
+          else 'it is not on disk and could not be downloaded')
+  return UsageError(
+      f"tfds dataset '{name}' is not available: {kind} (tfds looks in {builder_dir}). Prepare "
+      f'it as https://www.tensorflow.org/datasets/catalog/{name.split("/")[0]} describes, or '
+      'train on --config.data.source=imagenette (tfds downloads it) or '
+      '--config.data.source=samples (offline)')
+
+
+def _tfds(name, split, config, process_index, process_count) -> Source:
+  import tensorflow_datasets as tfds  # slow to import; only tfds sources need it
+  if config.gray == 'drop':
+    raise UsageError("data.gray='drop' needs an in-memory source (samples, npz:, folder:); "
+                     "tfds sources use --config.data.gray=weight")
+  try:
+    builder = tfds.builder(name, data_dir=config.tfds_data_dir or None)
+  except Exception as e:
+    raise UsageError(f"unknown data source '{name}' ({type(e).__name__}): use a tfds dataset "
+                     'name, folder:PATH, npz:PATH or samples') from None
+  train_split, eval_split = TFDS_SPLITS.get(name.split('/')[0], ('train', 'test'))
+  split_name = train_split if split == 'train' else eval_split
+  if not builder.is_prepared():
+    if not config.download:
+      raise _tfds_not_available(name, builder.data_dir, 'download disabled')
     try:
-      image = skimage.io.imread(path)
-    except Exception as e:  # decoders raise many types; all mean "not an image we can read"
-      raise UsageError(f'cannot read {path} as an image ({type(e).__name__}); '
-                       'pass a PNG, JPEG, BMP, TIFF or WebP file') from None
-  image = to_rgb_uint8(np.asarray(image), spec)
-  if scale <= 0:
-    raise UsageError(f'--config.image_scale={scale} must be positive (1.0 = full size)')
-  if scale != 1.0:
-    h, w = image.shape[:2]
-    image = resize_rgb(image, (max(1, round(h * scale)), max(1, round(w * scale))))
-  return image
+      builder.download_and_prepare()
+    except Exception as e:
+      raise _tfds_not_available(name, builder.data_dir, e) from None
+  if 'image' not in builder.info.features:
+    raise UsageError(f"tfds dataset '{name}' has no 'image' feature; pick an image dataset")
+  process_split = tfds.even_splits(split_name, n=process_count)[process_index]
+  records = builder.as_dataset(split=process_split, shuffle_files=False,
+                               decoders={'image': tfds.decode.SkipDecoding()})
+  has_label = 'label' in builder.info.features
+  records = records.map(lambda ex: {'image': ex['image'], 'label': ex['label'] if has_label
+                                    else tf.constant(-1, tf.int64)})
+  num = _split_size(builder, process_split) or int(records.reduce(0, lambda n, _: n + 1))
+  return Source(records, num, decode_encoded)
 
 
-def resize_rgb(image: np.ndarray, size) -> np.ndarray:
-  """uint8 HxWx3 -> uint8 at size (h, w), anti-aliased when shrinking."""
-  shrink = size[0] < image.shape[0] or size[1] < image.shape[1]
-  return skimage.util.img_as_ubyte(skimage.transform.resize(image, size, anti_aliasing=shrink))
+def _split_size(builder, split):
+  try:
+    return builder.info.splits[split].num_examples
+  except (KeyError, ValueError):
+    return None  # e.g. under tfds.testing.mock_data, which knows no split sizes
+
+
+def load_source(config, split: str, process_index=None, process_count=None) -> Source:
+  """`split` is 'train' or 'eval'; the process defaults to this JAX process."""
+  process_index = jax.process_index() if process_index is None else process_index
+  process_count = jax.process_count() if process_count is None else process_count
+  if config.gray not in ('weight', 'drop'):
+    raise UsageError(f"--config.data.gray={config.gray!r}: use 'weight' or 'drop'")
+  spec = config.source
+  kind, _, path = spec.partition(':')
+  if spec == 'samples':
+    return _samples(split, config, process_index, process_count)
+  if kind == 'npz' and path:
+    return _npz(path, split, config, process_index, process_count)
+  if kind == 'folder' and path:
+    return _folder(path, split, config, process_index, process_count)
+  return _tfds(spec, split, config, process_index, process_count)
+
+
+def _resize_short_side(image, size, always=False):
+  """Resize so the short side is `size` (when smaller, or always), keeping the aspect ratio."""
+  h, w = tf.shape(image)[0], tf.shape(image)[1]
+  short = tf.minimum(h, w)
+  scale = tf.cast(size, tf.float32) / tf.cast(short, tf.float32)
+  needed = tf.logical_or(always, short < size)
+  new_h = tf.maximum(size, tf.cast(tf.math.ceil(tf.cast(h, tf.float32) * scale), tf.int32))
+  new_w = tf.maximum(size, tf.cast(tf.math.ceil(tf.cast(w, tf.float32) * scale), tf.int32))
+  return tf.cond(needed,
+                 lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
+                     image, (new_h, new_w), antialias=True)), 0, 255), tf.uint8),
+                 lambda: image)
+
+
+def _per_process(batch_size, process_count):
+  if batch_size % process_count:
+    raise UsageError(f'batch size {batch_size} must divide evenly over {process_count} '
+                     'processes')
+  return batch_size // process_count
+
+
+def train_batches(source: Source, config, start_step: int = 0, process_count=None):
+  """Infinite iterator of host batches {'rgb': uint8 BxHxWx3, 'label': int32 B}, from step
+  `start_step` on: the batches an unbroken run would see there."""
+  process_count = jax.process_count() if process_count is None else process_count
+  batch = _per_process(config.batch_size, process_count)
+  crop = config.crop
+  seed = config.seed
+
+  def augment(index, record):
+    example = source.decode(record)
+    image = _resize_short_side(example['image'], crop)
+    crop_seed = tf.stack([tf.constant(seed, tf.int64), 2 * index])
+    flip_seed = tf.stack([tf.constant(seed, tf.int64), 2 * index + 1])
+    image = tf.image.stateless_random_crop(image, (crop, crop, 3), seed=crop_seed)
+    image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    return {'rgb': image, 'label': tf.cast(example['label'], tf.int32)}
+
+  first = start_step * batch
+  ds = source.records.shuffle(min(config.shuffle_buffer, source.num_examples), seed=seed,
+                              reshuffle_each_iteration=True).repeat()
+  ds = ds.skip(first).enumerate(start=first)
+  ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=True)
+  return ds.batch(batch, drop_remainder=True).prefetch(AUTOTUNE).as_numpy_iterator()
+
+
+def num_eval_batches(num_examples_total, batch_size, process_count):
+  """The same in every process: enough batches for the largest process slice."""
+  largest_slice = math.ceil(num_examples_total / process_count)
+  return math.ceil(largest_slice / _per_process(batch_size, process_count))
+
+
+def eval_batches(source: Source, config, num_batches: int, process_count=None):
+  """`num_batches` deterministic batches {'rgb', 'label', 'mask'}: resize the short side to
+  the crop size, centre crop, pad the tail with mask 0."""
+  process_count = jax.process_count() if process_count is None else process_count
+  batch = _per_process(config.eval_batch_size, process_count)
+  crop = config.crop
+  padding = num_batches * batch - source.num_examples
+  if padding < 0:
+    raise ValueError(f'{num_batches} batches of {batch} cannot hold {source.num_examples}')
+
+  def centre(record):
+    example = source.decode(record)
+    image = _resize_short_side(example['image'], crop, always=True)
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    image = tf.image.crop_to_bounding_box(image, (h - crop) // 2, (w - crop) // 2, crop, crop)
+    return {'rgb': image, 'label': tf.cast(example['label'], tf.int32),
+            'mask': tf.constant(1.0, tf.float32)}
+
+  pad = tf.data.Dataset.from_tensors({
+      'rgb': tf.zeros((crop, crop, 3), tf.uint8), 'label': tf.constant(-1, tf.int32),
+      'mask': tf.constant(0.0, tf.float32)}).repeat(padding)
+  ds = source.records.map(centre, num_parallel_calls=AUTOTUNE, deterministic=True)
+  return ds.concatenate(pad).batch(batch).prefetch(AUTOTUNE).as_numpy_iterator()
+
+
+def to_global(batch: dict, mesh) -> dict:
+  """This process's batch -> global jax.Arrays, batch axis split over the mesh axis 'data'."""
+  sharding = NamedSharding(mesh, P('data'))
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+
+
+def prefetch_to_device(host_batches, mesh, size=2):
+  """Keep `size` batches in flight to the devices, so a step never waits on a transfer."""
+  queue = collections.deque()
+  for batch in host_batches:
+    queue.append(to_global(batch, mesh))
+    if len(queue) > size:
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()

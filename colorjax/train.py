@@ -78,6 +78,24 @@ def make_train_step(loss_fn, tx):
   return train_step
 
 
+def advance_with_batches(train_step, batches_from: Callable):
+  """An `advance` for fit() that feeds `train_step` from a data pipeline.
+
+  `batches_from(start_step)` returns an iterator of (global) batches beginning with batch
+  `start_step`; it is called once, at the first step this process runs, so a resumed run
+  continues with exactly the batches an unbroken run would have seen.
+  """
+  batches = None
+
+  def advance(state, step):
+    nonlocal batches
+    if batches is None:
+      batches = batches_from(step)
+    return train_step(state, next(batches))
+
+  return advance
+
+
 def data_mesh(devices=None) -> Mesh:
   """A 1-D mesh, axis 'data', over the given devices (default: every device of every process)."""
   return Mesh(np.asarray(devices if devices is not None else jax.devices()), ('data',))

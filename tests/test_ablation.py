@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from colorjax import ablation, color, data, losses, train
+from colorjax import ablation, color, images, losses, train
 from colorjax.models.tiny_cnn import TinyCNN
 from experiments import norm_ablation
 
@@ -31,7 +31,7 @@ def test_each_vmapped_run_equals_the_same_run_trained_alone(tmp_path):
   logged = np.asarray([row['loss'] for row in train.read_metrics(tmp_path)])  # (steps, runs)
 
   runs = [(s, seed) for s in config.schemes for seed in config.seeds]
-  image = data.load_image(config.image, config.image_scale)
+  image = images.load_image(config.image, config.image_scale)
   model = TinyCNN(channels=config.channels)
   tx = train.make_optimizer(config.optimizer)
   for index, (scheme, seed) in enumerate(runs):

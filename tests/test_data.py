@@ -1,41 +1,208 @@
-"""Loading one image from the bundled samples or from files the test writes."""
+"""Input pipelines: every source, determinism, resume, host slices, eval padding, sharding."""
 
+import jax
 import numpy as np
+import PIL.Image
 import pytest
-import skimage.data
-import skimage.io
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
-from colorjax import data
+from colorjax import data, images, train
 from colorjax.errors import UsageError
 
-
-def test_bundled_photo_and_scaling():
-  full = data.load_image('coffee')
-  assert full.shape == (400, 600, 3) and full.dtype == np.uint8
-  assert np.array_equal(full, skimage.data.coffee())
-  small = data.load_image('coffee', 0.25)
-  assert small.shape == (100, 150, 3) and small.dtype == np.uint8
-  # an anti-aliased 4x shrink keeps the mean colour
-  np.testing.assert_allclose(small.mean((0, 1)), full.mean((0, 1)), atol=1.0)
+TFDS_NAMES = ('stl10', 'oxford_flowers102', 'imagenet2012', 'imagenette',
+              'imagenet_resized/64x64', 'places365_small')
 
 
-def test_rgba_and_16_bit_files_become_uint8_rgb(tmp_path):
-  rgb = skimage.data.chelsea()[:40, :50]
-  rgba = np.concatenate([rgb, np.full((40, 50, 1), 200, np.uint8)], -1)
-  skimage.io.imsave(tmp_path / 'rgba.png', rgba, check_contrast=False)
-  skimage.io.imsave(tmp_path / 'deep.tif', rgb.astype(np.uint16) * 257, check_contrast=False)
-  assert np.array_equal(data.load_image(str(tmp_path / 'rgba.png')), rgb)
-  assert np.array_equal(data.load_image(str(tmp_path / 'deep.tif')), rgb)
+def _config(**overrides):
+  return data.default_config(**{'crop': 32, 'batch_size': 8, 'eval_batch_size': 4,
+                                **overrides})
 
 
-def test_unusable_images_are_usage_errors(tmp_path):
-  skimage.io.imsave(tmp_path / 'gray.png', np.zeros((8, 8), np.uint8), check_contrast=False)
-  (tmp_path / 'broken.png').write_bytes(b'not a png')
-  with pytest.raises(UsageError, match='grayscale'):
-    data.load_image(str(tmp_path / 'gray.png'))
-  with pytest.raises(UsageError, match='cannot read'):
-    data.load_image(str(tmp_path / 'broken.png'))
+@pytest.mark.parametrize('name', TFDS_NAMES)
+def test_tfds_sources_under_mock_data(name):
+  config = _config(source=name)
+  mesh = train.data_mesh()
+  with tfds.testing.mock_data(num_examples=10, policy=tfds.testing.MockPolicy.USE_CODE):
+    source = data.load_source(config, 'train')
+    host = next(data.train_batches(source, config))
+    evaluation = data.load_source(config, 'eval')
+    num_batches = data.num_eval_batches(evaluation.num_examples, 4, 1)
+    eval_batch = next(data.eval_batches(evaluation, config, num_batches))
+  assert host['rgb'].shape == (8, 32, 32, 3) and host['rgb'].dtype == np.uint8
+  assert host['rgb'].max() > 0 and host['label'].dtype == np.int32
+  assert eval_batch['rgb'].shape == (4, 32, 32, 3)
+  batch = data.to_global(host, mesh)
+  assert batch['rgb'].shape == (8, 32, 32, 3)
+  assert len(batch['rgb'].addressable_shards) == 4
+  assert {s.data.shape for s in batch['rgb'].addressable_shards} == {(2, 32, 32, 3)}
+  np.testing.assert_array_equal(np.asarray(batch['rgb']), host['rgb'])
+
+
+def test_unavailable_tfds_dataset_is_a_clear_error(tmp_path):
+  config = _config(source='imagenette', tfds_data_dir=str(tmp_path), download=False)
+  with pytest.raises(UsageError, match=r"'imagenette' is not available.*tfds looks in.*"
+                                       r'source=samples'):
+    data.load_source(config, 'train')
+  with pytest.raises(UsageError, match="unknown data source 'no_such_dataset'"):
+    data.load_source(_config(source='no_such_dataset'), 'train')
+
+
+def _write_folder(root):
+  photo = images.sample_photo('chelsea')
+  (root / 'sub' / 'deeper').mkdir(parents=True)
+  files = {
+      'a.jpg': photo[:80, :90], 'sub/b.png': photo[50:150, 100:180],
+      'sub/deeper/c.bmp': photo[100:160, :70], 'd.webp': photo[:64, 200:300],
+  }
+  for name, rgb in files.items():
+    PIL.Image.fromarray(rgb).save(root / name)
+  PIL.Image.fromarray(photo[:70, :70, 0]).save(root / 'gray.png')
+  rgba = np.concatenate([photo[:60, :60], np.full((60, 60, 1), 128, np.uint8)], -1)
+  PIL.Image.fromarray(rgba).save(root / 'sub' / 'rgba.png')
+  deep = photo[:50, :66].astype(np.uint16) * 257
+  (root / 'deep16.png').write_bytes(tf.io.encode_png(deep).numpy())
+  (root / 'corrupt.jpg').write_bytes(b'\xff\xd8\xff this is not a jpeg')
+  (root / 'notes.txt').write_text('not an image')
+  return 8  # image files, the corrupt one included
+
+
+def _all_files(root, gray='weight'):
+  train_part = data.load_source(_config(source=f'folder:{root}', gray=gray), 'train')
+  eval_part = data.load_source(_config(source=f'folder:{root}', gray=gray), 'eval')
+  return train_part, eval_part
+
+
+def test_folder_source_handles_every_kind_of_file_and_counts_the_corrupt_one(tmp_path):
+  count = _write_folder(tmp_path)
+  config = _config(source=f'folder:{tmp_path}', val_percent=0)
+  source = data.load_source(config, 'train')
+  assert source.num_examples == count - 1
+  assert len(source.skipped) == 1 and source.skipped[0].endswith('corrupt.jpg')
+  batch = next(data.train_batches(source, config))
+  assert batch['rgb'].shape == (8, 32, 32, 3) and batch['rgb'].dtype == np.uint8
+  evaluation = list(data.eval_batches(source, config, 2))
+  assert sum(int(b['mask'].sum()) for b in evaluation) == count - 1
+
+
+def test_folder_split_is_deterministic_and_disjoint(tmp_path):
+  count = _write_folder(tmp_path)
+  train_part, eval_part = (data.load_source(_config(source=f'folder:{tmp_path}',
+                                                    val_percent=50), split)
+                           for split in ('train', 'eval'))
+  train_files = set(train_part.records.map(lambda r: r['image']).as_numpy_iterator())
+  eval_files = set(eval_part.records.map(lambda r: r['image']).as_numpy_iterator())
+  assert not train_files & eval_files
+  assert len(train_files) + len(eval_files) + 1 == count  # + the corrupt one
+  again = data.load_source(_config(source=f'folder:{tmp_path}', val_percent=50), 'train')
+  assert set(again.records.map(lambda r: r['image']).as_numpy_iterator()) == train_files
+
+
+def test_gray_images_can_be_dropped(tmp_path):
+  _write_folder(tmp_path)
+  keep = data.load_source(_config(source=f'folder:{tmp_path}', val_percent=0), 'train')
+  drop = data.load_source(_config(source=f'folder:{tmp_path}', val_percent=0, gray='drop'),
+                          'train')
+  assert drop.num_examples == keep.num_examples - 1
+  with pytest.raises(UsageError, match='tfds sources use'):
+    data.load_source(_config(source='stl10', gray='drop'), 'train')
+
+
+def test_empty_folder_and_bad_npz_are_clear_errors(tmp_path):
+  (tmp_path / 'empty').mkdir()
+  with pytest.raises(UsageError, match='holds no images'):
+    data.load_source(_config(source=f'folder:{tmp_path / "empty"}'), 'train')
+  np.savez(tmp_path / 'wrong.npz', images=np.zeros((2, 8, 8, 3), np.uint8))
+  with pytest.raises(UsageError, match="has no 'train_images' array"):
+    data.load_source(_config(source=f'npz:{tmp_path / "wrong.npz"}'), 'train')
   with pytest.raises(UsageError, match='not found'):
-    data.load_image(str(tmp_path / 'missing.png'))
-  with pytest.raises(UsageError, match='must be positive'):
-    data.load_image('coffee', 0.0)
+    data.load_source(_config(source=f'npz:{tmp_path / "missing.npz"}'), 'train')
+
+
+@pytest.mark.parametrize('dtype', [np.uint8, np.float32])
+def test_npz_source_uint8_and_float_at_odd_sizes(tmp_path, dtype):
+  photo = images.sample_photo('astronaut')
+  crops = np.stack([photo[i * 25:i * 25 + 100, i * 25:i * 25 + 75] for i in range(15)])
+  train_images, test_images = crops[:10], crops[10:]
+  scale = 255.0 if dtype == np.float32 else 1
+  np.savez(tmp_path / 'p.npz', train_images=(train_images / scale).astype(dtype),
+           test_images=(test_images / scale).astype(dtype))
+  config = _config(source=f'npz:{tmp_path / "p.npz"}', crop=64, eval_batch_size=2)
+  batch = next(data.train_batches(data.load_source(config, 'train'), config))
+  assert batch['rgb'].shape == (8, 64, 64, 3) and batch['rgb'].dtype == np.uint8
+  evaluation = data.load_source(config, 'eval')
+  batches = list(data.eval_batches(evaluation, config, data.num_eval_batches(5, 2, 1)))
+  real = np.concatenate([b['rgb'][b['mask'] > 0] for b in batches])
+  # 100x75 -> short side 64: ceil(100 * 64 / 75) = 86 rows; the centre crop is rows 11..74
+  expected = np.stack([images.resize_rgb(im, (86, 64))[11:75] for im in test_images])
+  assert real.shape == (5, 64, 64, 3)
+  assert np.abs(real.astype(float) - expected).mean() < 3.0  # two resize implementations
+
+
+def _first_batches(config, count, start_step=0):
+  iterator = data.train_batches(data.load_source(config, 'train'), config, start_step)
+  return [next(iterator)['rgb'] for _ in range(count)]
+
+
+def test_same_seed_same_batches_other_seed_other_batches():
+  config = _config(shuffle_buffer=7)
+  first, again = _first_batches(config, 3), _first_batches(config, 3)
+  assert all(np.array_equal(a, b) for a, b in zip(first, again))
+  other = _first_batches(_config(shuffle_buffer=7, seed=1), 3)
+  assert not np.array_equal(first[0], other[0])
+
+
+def test_resume_from_step_k_reproduces_batches_k_and_k_plus_1():
+  config = _config()
+  unbroken = _first_batches(config, 7)  # several epochs of the 7 sample photos
+  resumed = _first_batches(config, 2, start_step=5)
+  assert np.array_equal(resumed[0], unbroken[5]) and np.array_equal(resumed[1], unbroken[6])
+
+
+def test_processes_read_disjoint_slices_that_cover_the_split(tmp_path):
+  labels = []
+  for index in range(3):
+    source = data.load_source(_config(), 'train', process_index=index, process_count=3)
+    labels.append({int(r['label']) for r in source.records.as_numpy_iterator()})
+  assert all(not labels[i] & labels[j] for i in range(3) for j in range(i + 1, 3))
+  assert set().union(*labels) == set(range(len(images.SAMPLE_PHOTOS)))
+  config = _config(source='stl10')
+  with tfds.testing.mock_data(num_examples=4):
+    splits = []
+    original = tfds.core.DatasetBuilder.as_dataset
+    try:
+      def spy(self, split=None, **kwargs):
+        splits.append(str(split))
+        return original(self, split=split, **kwargs)
+      tfds.core.DatasetBuilder.as_dataset = spy
+      for index in range(2):
+        data.load_source(config, 'train', process_index=index, process_count=2)
+    finally:
+      tfds.core.DatasetBuilder.as_dataset = original
+  assert splits == [str(s) for s in tfds.even_splits('train+unlabelled', n=2)]
+  assert splits[0] != splits[1]
+
+
+def test_per_process_batch_is_the_global_batch_over_the_processes():
+  source = data.load_source(_config(), 'train', process_index=1, process_count=2)
+  assert next(data.train_batches(source, _config(), process_count=2))['rgb'].shape[0] == 4
+  with pytest.raises(UsageError, match='must divide evenly over 3 processes'):
+    data.train_batches(source, _config(), process_count=3)
+
+
+def test_eval_padding_counts_every_example_once():
+  config = _config(eval_batch_size=4)
+  seen = []
+  for index in range(2):  # 7 photos over 2 processes: slices of 3 and 4, 2 per batch
+    source = data.load_source(config, 'eval', process_index=index, process_count=2)
+    num_batches = data.num_eval_batches(len(images.SAMPLE_PHOTOS), 4, 2)
+    batches = list(data.eval_batches(source, config, num_batches, process_count=2))
+    assert len(batches) == num_batches  # the same count in every process
+    seen += [int(label) for b in batches for label, m in zip(b['label'], b['mask']) if m]
+  assert sorted(seen) == list(range(len(images.SAMPLE_PHOTOS)))
+
+
+def test_prefetch_to_device_keeps_order():
+  host = [{'rgb': np.full((4, 2, 2, 3), i, np.uint8)} for i in range(5)]
+  out = [int(b['rgb'][0, 0, 0, 0]) for b in data.prefetch_to_device(iter(host), train.data_mesh())]
+  assert out == list(range(5))

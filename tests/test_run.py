@@ -92,10 +92,14 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path):
 
 def test_benchmark_writes_its_table(tmp_path):
   result = _run('--experiment=benchmark', f'--workdir={tmp_path}', '--config.sizes=16x24',
-                '--config.steps=2', '--config.repeats=1')
+                '--config.steps=2', '--config.repeats=1', '--config.pipeline_cases=24:16',
+                '--config.pipeline_examples=8', '--config.pipeline_batch_size=4',
+                '--config.pipeline_batches=2')
   assert result.returncode == 0, result.stderr
   report = (tmp_path / 'report.md').read_text()
   assert '| 16x24 | taps |' in report and '| 16x24 | xla |' in report
+  for record_format in ('array', 'png', 'jpeg'):
+    assert f'| 24x24 | 16x16 | {record_format} |' in report
 
 
 def test_a_corrected_command_runs_after_a_failed_one(tmp_path):

@@ -140,3 +140,35 @@ def test_optimizer_errors_are_usage_errors():
     train.make_optimizer({'name': 'adamm', 'learning_rate': 1.0})
   with pytest.raises(UsageError, match='rejects its settings'):
     train.make_optimizer({'name': 'adam', 'learning_rat': 1.0})
+
+
+def _fit_on_pipeline(workdir, kill_at=None):
+  """The tiny CNN trained data-parallel on batches from the input pipeline."""
+  from colorjax import data
+  config = data.default_config(crop=16, batch_size=8)
+  mesh = train.data_mesh()
+  source = data.load_source(config, 'train')
+  step = train.shard_train_step(train.make_train_step(LOSS, TX), mesh)
+
+  def batches_from(start):
+    return data.prefetch_to_device(data.train_batches(source, config, start), mesh)
+
+  advance = train.advance_with_batches(step, batches_from)
+
+  def killable(state, k):
+    if k == kill_at:
+      raise _Killed
+    return advance(state, k)
+
+  state = train.init_state(MODEL, TX, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 1)))
+  return train.fit(workdir=workdir, state=state, advance=killable, num_steps=6,
+                   checkpoint_every=2, log_every=2)
+
+
+def test_training_on_the_pipeline_resumes_with_the_same_batches(tmp_path):
+  unbroken = _fit_on_pipeline(tmp_path / 'unbroken')
+  with pytest.raises(_Killed):
+    _fit_on_pipeline(tmp_path / 'resumed', kill_at=3)
+  resumed = _fit_on_pipeline(tmp_path / 'resumed')
+  for a, b in zip(jax.tree.leaves(unbroken.params), jax.tree.leaves(resumed.params)):
+    assert np.array_equal(np.asarray(a), np.asarray(b))

@@ -1,0 +1,88 @@
+"""One image on the host: decode any file, convert to uint8 RGB, resize, check for colour.
+
+The bundled colour photos of scikit-image are the offline default: they ship inside the
+package, so smoke runs and tests never touch the network.
+"""
+
+import pathlib
+
+import numpy as np
+import PIL.Image
+import skimage.color
+import skimage.data
+import skimage.io
+import skimage.transform
+import skimage.util
+
+from colorjax.errors import UsageError
+
+# Colour photos that ship inside the scikit-image package (no download).
+SAMPLE_PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemistry',
+                 'hubble_deep_field', 'retina')
+
+
+def sample_photo(name: str) -> np.ndarray:
+  return getattr(skimage.data, name)()
+
+
+def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
+  """Any decoded image (gray, gray+alpha, RGB, RGBA; 8 or 16 bit; float) -> HxWx3 uint8."""
+  image = np.asarray(image)
+  if image.ndim == 3 and image.shape[-1] in (2, 4):
+    image = image[..., :-1]  # drop alpha
+  if image.ndim == 3 and image.shape[-1] == 1:
+    image = image[..., 0]
+  if image.ndim == 2:
+    image = np.stack([image] * 3, axis=-1)
+  if image.ndim != 3 or image.shape[-1] != 3:
+    raise ValueError(f'shape {image.shape} is not an image')
+  return skimage.util.img_as_ubyte(image)
+
+
+def read_rgb(path) -> np.ndarray:
+  """Decode a file with Pillow (JPEG, PNG incl. 16 bit, BMP, TIFF, WebP) -> HxWx3 uint8."""
+  with PIL.Image.open(path) as image:
+    if image.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
+      return to_rgb_uint8(np.asarray(image, np.uint16) if image.mode != 'I' else
+                          (np.asarray(image, np.int64) >> 8).clip(0, 255).astype(np.uint8))
+    return to_rgb_uint8(np.asarray(image.convert('RGBA' if 'A' in image.mode else 'RGB')))
+
+
+def has_colour(rgb_uint8: np.ndarray, threshold: float, max_side: int = 64) -> bool:
+  """True unless every pixel's |a| and |b| are within `threshold` (judged on a thumbnail)."""
+  h, w = rgb_uint8.shape[:2]
+  step = max(1, max(h, w) // max_side)
+  lab = skimage.color.rgb2lab(rgb_uint8[::step, ::step])
+  return bool(np.abs(lab[..., 1:]).max() > threshold)
+
+
+def resize_rgb(image: np.ndarray, size) -> np.ndarray:
+  """uint8 HxWx3 -> uint8 at size (h, w), anti-aliased when shrinking."""
+  shrink = size[0] < image.shape[0] or size[1] < image.shape[1]
+  return skimage.util.img_as_ubyte(skimage.transform.resize(image, size, anti_aliasing=shrink))
+
+
+def load_image(spec: str, scale: float = 1.0) -> np.ndarray:
+  """A colour photo to learn from: a bundled sample name ('coffee') or an image path; returns
+  uint8 HxWx3, resized by `scale` (anti-aliased) when scale != 1."""
+  if spec in SAMPLE_PHOTOS:
+    image = sample_photo(spec)
+  else:
+    path = pathlib.Path(spec).expanduser()
+    if not path.is_file():
+      raise UsageError(f"image '{spec}' not found: pass --config.image=PATH to an image file, "
+                       f"or a bundled photo ({', '.join(SAMPLE_PHOTOS)})")
+    try:
+      image = read_rgb(path)
+    except Exception as e:  # decoders raise many types; all mean "not an image we can read"
+      raise UsageError(f'cannot read {path} as an image ({type(e).__name__}); '
+                       'pass a PNG, JPEG, BMP, TIFF or WebP file') from None
+  if not has_colour(image, threshold=1.0):
+    raise UsageError(f'{spec} is a grayscale image: a colorization target needs colour; '
+                     'pass a colour photo')
+  if scale <= 0:
+    raise UsageError(f'--config.image_scale={scale} must be positive (1.0 = full size)')
+  if scale != 1.0:
+    h, w = image.shape[:2]
+    image = resize_rgb(image, (max(1, round(h * scale)), max(1, round(w * scale))))
+  return image
