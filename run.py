@@ -1,4 +1,4 @@
-"""Run an experiment: python run.py --experiment=NAME [--config.key=value ...] [--workdir=DIR].
+"""Run an experiment: python run.py --experiment=NAME[:VARIANT] [--config.key=value ...] [--workdir=DIR].
 
 `python run.py --list` lists the experiments. Running the same command again resumes from the
 latest checkpoint in the workdir; a finished run only rewrites its report.
@@ -11,6 +11,7 @@ import pathlib
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # tensorflow's start-up chatter
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')  # ... and its oneDNN notice
 
 from colorjax import configs  # noqa: E402  (after the environment is set)
 from colorjax.errors import UsageError  # noqa: E402
@@ -19,7 +20,7 @@ from colorjax.errors import UsageError  # noqa: E402
 class _Parser(argparse.ArgumentParser):
 
   def error(self, message):
-    raise UsageError(f'{message}; usage: python run.py --experiment=NAME '
+    raise UsageError(f'{message}; usage: python run.py --experiment=NAME[:VARIANT] '
                      '[--config.key=value ...] [--workdir=DIR] | --list')
 
 
@@ -49,7 +50,7 @@ def main(argv):
     return 0
   config = configs.apply_overrides(configs.load_config(args.experiment), overrides,
                                    args.experiment)
-  workdir = pathlib.Path(args.workdir or pathlib.Path('runs') / args.experiment)
+  workdir = pathlib.Path(args.workdir or pathlib.Path('runs', *args.experiment.split(':')))
   from colorjax import train  # heavy imports only once the command line is known to be valid
   train.check_config_matches(workdir, config)
   program = importlib.import_module(f'colorjax.{config.program}')

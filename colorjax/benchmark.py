@@ -9,9 +9,10 @@ import numpy as np
 
 import tensorflow as tf
 
-from colorjax import color, data, images, losses, report, train
+from colorjax import color, configs, data, images, losses, quantize, report, train
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
+from colorjax.models.zhang import ZhangNet
 
 
 def _size(text):
@@ -44,6 +45,28 @@ def _tiny_cnn_ms(image, taps, config):
   return 1e3 * time_scanned_steps(step, state, batch, config.steps, config.repeats)
 
 
+def _zhang_images_per_second(size, config):
+  """Training step of the softmax Zhang network, one jitted step per batch as fit() runs it.
+  (A lax.scan over this 32M-parameter step did not finish the 64x64 case in 10 minutes on
+  XLA:CPU, where separate steps take 2 s each.)"""
+  bins = quantize.gamut_bins()
+  model = ZhangNet(len(bins), config.zhang_width)
+  tx = train.make_optimizer({'name': 'adamw', 'learning_rate': 3e-5, 'b1': 0.9, 'b2': 0.99,
+                             'weight_decay': 1e-3})
+  crops = _pipeline_images(config.zhang_batch_size, max(size))
+  batch = {'rgb': jnp.asarray(np.stack(crops)[:, :size[0], :size[1]])}
+  state = train.init_state(model, tx, jax.random.PRNGKey(0), jnp.zeros((1, *size, 1)))
+  loss = losses.rebalanced_soft_cross_entropy(model, bins, np.ones(len(bins)))
+  step = jax.jit(train.make_train_step(loss, tx), donate_argnums=0)
+  state, metrics = step(state, batch)  # compiles
+  jax.block_until_ready(metrics)
+  start = time.perf_counter()
+  for _ in range(config.zhang_steps):  # dispatched back to back, as fit() runs them
+    state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  return config.zhang_steps * config.zhang_batch_size / (time.perf_counter() - start)
+
+
 def _pipeline_images(count, size, seed=0):
   """`count` size x size RGB crops of the bundled photos: photo-like content, so encoded
   sizes and decode times are realistic."""
@@ -58,7 +81,7 @@ def _pipeline_images(count, size, seed=0):
 
 
 def _pipeline_source(crops, record_format):
-  config = data.default_config()
+  config = configs.data_config()
   if record_format == 'array':
     return data.in_memory_source(crops, [0] * len(crops), config, 0, 1)
   encode = {'png': tf.io.encode_png, 'jpeg': tf.io.encode_jpeg}[record_format]
@@ -68,7 +91,7 @@ def _pipeline_source(crops, record_format):
 
 
 def pipeline_images_per_second(source, crop, batch_size, batches):
-  config = data.default_config(crop=crop, batch_size=batch_size)
+  config = configs.data_config(crop=crop, batch_size=batch_size)
   iterator = data.train_batches(source, config, process_count=1)
   for _ in range(5):
     next(iterator)
@@ -92,6 +115,14 @@ def main(config, workdir):
       print(f'tiny CNN train step, {formulation:4s} {h}x{w}: {ms:.1f} ms/iteration', flush=True)
       rows.append([f'tiny CNN (c={config.channels}) train step', f'{h}x{w}', formulation,
                    f'{ms:.1f}'])
+  zhang_rows = []
+  for size in config.zhang_sizes:
+    h, w = _size(size)
+    rate = _zhang_images_per_second((h, w), config)
+    print(f'Zhang et al. train step (width {config.zhang_width}), {h}x{w}: {rate:.2f} images/s',
+          flush=True)
+    zhang_rows.append([f'{h}x{w}', config.zhang_batch_size, f'{rate:.2f}',
+                       f'{1e3 * config.zhang_batch_size / rate:.0f}'])
   pipeline_rows = []
   for case in config.pipeline_cases:
     source_size, crop = _size(case.replace(':', 'x'))
@@ -109,6 +140,9 @@ def main(config, workdir):
       f'device(s). Each figure is the best of {config.repeats} timings of {config.steps} '
       'iterations under one jitted lax.scan (MSE on ab, Adam), compile excluded.',
       report.markdown_table(['what', 'size', 'formulation', 'ms/iteration'], rows),
+      f'## Zhang et al. network (width {config.zhang_width}, softmax head, AdamW)',
+      f'{config.zhang_steps} jitted training steps after one compiling step.',
+      report.markdown_table(['size', 'batch', 'images/s', 'ms/step'], zhang_rows),
       '## Input pipeline',
       f'Training batches of {config.pipeline_batch_size} (shuffle, random crop, flip, batch) '
       f'from {config.pipeline_examples} distinct images, records held as decoded arrays or '

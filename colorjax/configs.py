@@ -1,4 +1,5 @@
-"""Experiment discovery and `--config.key=value` overrides, with one-line errors."""
+"""Experiment discovery, `--config.key=value` overrides with one-line errors, and the config
+blocks experiments share."""
 
 import ast
 import importlib
@@ -9,6 +10,26 @@ import ml_collections
 from colorjax.errors import UsageError
 
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / 'experiments'
+
+
+def data_config(**overrides) -> ml_collections.ConfigDict:
+  """The input fields every experiment that trains on a dataset holds under `config.data`
+  (colorjax/data.py reads them)."""
+  config = ml_collections.ConfigDict(dict(
+      source='samples',    # samples | NAME (tfds) | folder:PATH | npz:PATH (colorjax/data.py)
+      crop=64,             # square crops, train (random) and eval (centre)
+      batch_size=16,       # global; each process reads batch_size / process_count
+      eval_batch_size=16,
+      shuffle_buffer=2048,
+      seed=0,
+      gray='weight',       # nearly gray images: 'weight' (the loss gives them 0) or 'drop'
+      gray_threshold=5.0,  # nearly gray: every |a|, |b| within this
+      val_percent=10,      # folder: share of files held out for evaluation
+      tfds_data_dir='',    # '' = tfds default (TFDS_DATA_DIR or ~/tensorflow_datasets)
+      download=True,       # let tfds download datasets that allow it
+  ))
+  config.update(overrides)
+  return config
 
 
 def list_experiments() -> dict[str, str]:
@@ -22,12 +43,21 @@ def list_experiments() -> dict[str, str]:
   return experiments
 
 
-def load_config(name: str) -> ml_collections.ConfigDict:
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """'NAME' or 'NAME:VARIANT' (e.g. zhang_softmax:smoke): get_config() or get_config(VARIANT)."""
+  name, _, variant = spec.partition(':')
   known = list_experiments()
   if name not in known:
     raise UsageError(f"unknown experiment '{name}'; choose one of: {', '.join(known)} "
                      '(python run.py --list describes them)')
-  return importlib.import_module(f'experiments.{name}').get_config()
+  module = importlib.import_module(f'experiments.{name}')
+  if not variant:
+    return module.get_config()
+  variants = getattr(module, 'VARIANTS', ())
+  if variant not in variants:
+    raise UsageError(f"experiment '{name}' has no variant '{variant}'"
+                     + (f"; variants: {', '.join(variants)}" if variants else ''))
+  return module.get_config(variant)
 
 
 def _flat_keys(config, prefix=''):

@@ -14,13 +14,14 @@ undecoded records of the first k batches, and crop and flip draw stateless rando
 """
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
+import io
 import math
 import pathlib
 
 import jax
-import ml_collections
 import numpy as np
 import skimage.util
 import tensorflow as tf
@@ -42,25 +43,6 @@ TFDS_SPLITS = {
     'imagenet_resized': ('train', 'validation'),
     'places365_small': ('train', 'validation'),
 }
-
-
-def default_config(**overrides) -> ml_collections.ConfigDict:
-  """The data fields every experiment's config holds under `config.data`."""
-  config = ml_collections.ConfigDict(dict(
-      source='samples',    # see the module docstring
-      crop=64,             # square crops, train (random) and eval (centre)
-      batch_size=16,       # global; each process reads batch_size / process_count
-      eval_batch_size=16,
-      shuffle_buffer=2048,
-      seed=0,
-      gray='weight',       # nearly gray images: 'weight' (the loss gives them 0) or 'drop'
-      gray_threshold=5.0,  # nearly gray: every |a|, |b| within this
-      val_percent=10,      # folder: share of files held out for evaluation
-      tfds_data_dir='',    # '' = tfds default (TFDS_DATA_DIR or ~/tensorflow_datasets)
-      download=True,       # let tfds download datasets that allow it
-  ))
-  config.update(overrides)
-  return config
 
 
 @dataclasses.dataclass
@@ -195,14 +177,48 @@ def _folder(path, split, config, process_index, process_count) -> Source:
   return Source(records, stop - start, _decode_file, skipped)
 
 
-def _tfds_not_available(name, builder_dir, error):
-  kind = ('it needs a manual download' if 'manual' in str(error).lower()
+@contextlib.contextmanager
+def _absl_errors_only():
+  import absl.logging
+  previous = absl.logging.get_verbosity()
+  absl.logging.set_verbosity(absl.logging.ERROR)
+  try:
+    yield
+  finally:
+    absl.logging.set_verbosity(previous)
+
+
+def _tfds_not_available(name, builder):
+  kind = ('it needs a manual download'
+          if getattr(builder, 'MANUAL_DOWNLOAD_INSTRUCTIONS', None)
           else 'it is not on disk and could not be downloaded')
+  builder_dir = builder.data_dir
+  instead = ('--config.data.source=samples (offline)' if name == 'imagenette' else
+             '--config.data.source=imagenette (tfds downloads it) or '
+             '--config.data.source=samples (offline)')
   return UsageError(
       f"tfds dataset '{name}' is not available: {kind} (tfds looks in {builder_dir}). Prepare "
       f'it as https://www.tensorflow.org/datasets/catalog/{name.split("/")[0]} describes, or '
-      'train on --config.data.source=imagenette (tfds downloads it) or '
-      '--config.data.source=samples (offline)')
+      f'train on {instead}')
+
+
+def _prepared_builder(tfds, name, config):
+  """The dataset's builder, downloaded and prepared if it was not and may be."""
+  try:
+    builder = tfds.builder(name, data_dir=config.tfds_data_dir or None)
+  except Exception as e:
+    raise UsageError(f"unknown data source '{name}' ({type(e).__name__}): use a tfds dataset "
+                     'name, folder:PATH, npz:PATH or samples') from None
+  if builder.is_prepared():
+    return builder
+  if not config.download:
+    raise _tfds_not_available(name, builder)
+  try:
+    with contextlib.redirect_stdout(io.StringIO()):  # tfds prints its progress
+      builder.download_and_prepare()
+  except Exception:  # no network, manual download missing, ...: all one answer
+    raise _tfds_not_available(name, builder) from None
+  return builder
 
 
 def _tfds(name, split, config, process_index, process_count) -> Source:
@@ -210,20 +226,10 @@ def _tfds(name, split, config, process_index, process_count) -> Source:
   if config.gray == 'drop':
     raise UsageError("data.gray='drop' needs an in-memory source (samples, npz:, folder:); "
                      "tfds sources use --config.data.gray=weight")
-  try:
-    builder = tfds.builder(name, data_dir=config.tfds_data_dir or None)
-  except Exception as e:
-    raise UsageError(f"unknown data source '{name}' ({type(e).__name__}): use a tfds dataset "
-                     'name, folder:PATH, npz:PATH or samples') from None
+  with _absl_errors_only():  # tfds logs its probing of folders; failures are reported below
+    builder = _prepared_builder(tfds, name, config)
   train_split, eval_split = TFDS_SPLITS.get(name.split('/')[0], ('train', 'test'))
   split_name = train_split if split == 'train' else eval_split
-  if not builder.is_prepared():
-    if not config.download:
-      raise _tfds_not_available(name, builder.data_dir, 'download disabled')
-    try:
-      builder.download_and_prepare()
-    except Exception as e:
-      raise _tfds_not_available(name, builder.data_dir, e) from None
   if 'image' not in builder.info.features:
     raise UsageError(f"tfds dataset '{name}' has no 'image' feature; pick an image dataset")
   process_split = tfds.even_splits(split_name, n=process_count)[process_index]
@@ -314,13 +320,12 @@ def num_eval_batches(num_examples_total, batch_size, process_count):
 
 def eval_batches(source: Source, config, num_batches: int, process_count=None):
   """`num_batches` deterministic batches {'rgb', 'label', 'mask'}: resize the short side to
-  the crop size, centre crop, pad the tail with mask 0."""
+  the crop size, centre crop, pad the tail with mask 0. Fewer batches than the source needs
+  evaluate its first examples."""
   process_count = jax.process_count() if process_count is None else process_count
   batch = _per_process(config.eval_batch_size, process_count)
   crop = config.crop
-  padding = num_batches * batch - source.num_examples
-  if padding < 0:
-    raise ValueError(f'{num_batches} batches of {batch} cannot hold {source.num_examples}')
+  capacity = num_batches * batch
 
   def centre(record):
     example = source.decode(record)
@@ -332,8 +337,9 @@ def eval_batches(source: Source, config, num_batches: int, process_count=None):
 
   pad = tf.data.Dataset.from_tensors({
       'rgb': tf.zeros((crop, crop, 3), tf.uint8), 'label': tf.constant(-1, tf.int32),
-      'mask': tf.constant(0.0, tf.float32)}).repeat(padding)
-  ds = source.records.map(centre, num_parallel_calls=AUTOTUNE, deterministic=True)
+      'mask': tf.constant(0.0, tf.float32)}).repeat(max(0, capacity - source.num_examples))
+  ds = source.records.take(capacity).map(centre, num_parallel_calls=AUTOTUNE,
+                                         deterministic=True)
   return ds.concatenate(pad).batch(batch).prefetch(AUTOTUNE).as_numpy_iterator()
 
 

@@ -1,6 +1,15 @@
-"""Metrics on RGB reconstructions, RGB as float in [0, 1], images (..., H, W, 3)."""
+"""Metrics of colorization, shared by every experiment.
+
+Per-image metrics take RGB as float in [0, 1] with images on the last three axes (H, W, 3).
+Evaluation over a dataset streams: `batch_sums` reduces one batch (padding masked out) to
+sums that add across batches and processes, and `summarize` turns the totals into metrics.
+"""
 
 import jax.numpy as jnp
+import numpy as np
+
+AUC_MAX_ERROR = 150.0  # ab error thresholds 0..150, as Zhang et al.
+PSNR_CAP_DB = 100.0    # a perfect reconstruction would be +inf; capped so means stay finite
 
 
 def squared_distance(rgb_pred, rgb_true):
@@ -10,6 +19,76 @@ def squared_distance(rgb_pred, rgb_true):
 
 
 def psnr(rgb_pred, rgb_true, max_value=1.0):
-  """Peak signal-to-noise ratio in dB over the last three axes."""
+  """Peak signal-to-noise ratio in dB over the last three axes, capped at PSNR_CAP_DB."""
   mse = jnp.mean((rgb_pred - rgb_true) ** 2, axis=(-3, -2, -1))
-  return 10.0 * jnp.log10(max_value ** 2 / mse)
+  floor = max_value ** 2 * 10.0 ** (-PSNR_CAP_DB / 10)
+  return 10.0 * jnp.log10(max_value ** 2 / jnp.maximum(mse, floor))
+
+
+def colourfulness(rgb):
+  """Hasler & Suesstrunk (2003) colourfulness of each image, RGB in [0, 1] scaled to 0..255:
+  std and mean of the opponent channels rg = R - G, yb = (R + G) / 2 - B."""
+  rgb = 255.0 * rgb
+  rg = rgb[..., 0] - rgb[..., 1]
+  yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+  axes = (-2, -1)
+  spread = jnp.sqrt(jnp.var(rg, axis=axes) + jnp.var(yb, axis=axes))
+  mean = jnp.sqrt(jnp.mean(rg, axis=axes) ** 2 + jnp.mean(yb, axis=axes) ** 2)
+  return spread + 0.3 * mean
+
+
+def batch_sums(ab_pred, ab_true, rgb_pred, rgb_true, mask, pixel_weight=None):
+  """Additive statistics of one batch. ab: (B, H, W, 2) in Lab units; rgb: (B, H, W, 3) in
+  [0, 1]; mask: (B,) 1 for real examples, 0 for padding; pixel_weight: (B, H, W) for the
+  class-rebalanced AuC (1 everywhere when None)."""
+  mask = mask.astype(jnp.float32)
+  pixel_mask = jnp.broadcast_to(mask[:, None, None], ab_true.shape[:3])
+  pixel_weight = pixel_mask if pixel_weight is None else pixel_weight * pixel_mask
+  capped_error = jnp.minimum(jnp.linalg.norm(ab_pred - ab_true, axis=-1), AUC_MAX_ERROR)
+  channel_mask = pixel_mask[..., None]
+  return {
+      'images': jnp.sum(mask),
+      'pixels': jnp.sum(pixel_mask),
+      'capped_error': jnp.sum(pixel_mask * capped_error),
+      'weight': jnp.sum(pixel_weight),
+      'weighted_capped_error': jnp.sum(pixel_weight * capped_error),
+      'psnr': jnp.sum(mask * psnr(rgb_pred, rgb_true)),
+      'colourfulness_pred': jnp.sum(mask * colourfulness(rgb_pred)),
+      'colourfulness_true': jnp.sum(mask * colourfulness(rgb_true)),
+      'ab_pred': jnp.sum(channel_mask * ab_pred, axis=(0, 1, 2)),  # per channel: (2,)
+      'ab_pred_sq': jnp.sum(channel_mask * ab_pred ** 2, axis=(0, 1, 2)),
+      'ab_true': jnp.sum(channel_mask * ab_true, axis=(0, 1, 2)),
+      'ab_true_sq': jnp.sum(channel_mask * ab_true ** 2, axis=(0, 1, 2)),
+  }
+
+
+def add_sums(total, sums):
+  return {k: total.get(k, 0.0) + np.asarray(v, np.float64) for k, v in sums.items()}
+
+
+def _std(total, name):
+  """Root mean of the a and b variances over all real pixels."""
+  mean = total[name] / total['pixels']
+  variance = np.maximum(total[f'{name}_sq'] / total['pixels'] - mean ** 2, 0.0)
+  return float(np.sqrt(variance.mean()))
+
+
+def summarize(total) -> dict:
+  """Totals of batch_sums -> metrics.
+
+  AuC: the area under the fraction of pixels with ab error <= t, t from 0 to 150, normalized
+  to 1; since the integral of 1[e <= t] over [0, 150] is 150 - min(e, 150), it is exactly
+  1 - mean(min(e, 150)) / 150 (weighted by pixel weights for the rebalanced AuC)."""
+  true_std = _std(total, 'ab_true')
+  total = {k: np.asarray(v, np.float64) for k, v in total.items()}
+  return {
+      'auc': float(1.0 - total['capped_error'] / total['pixels'] / AUC_MAX_ERROR),
+      'auc_rebalanced': float(1.0 - total['weighted_capped_error'] / total['weight']
+                              / AUC_MAX_ERROR),
+      'psnr': float(total['psnr'] / total['images']),
+      'colourfulness_pred': float(total['colourfulness_pred'] / total['images']),
+      'colourfulness_true': float(total['colourfulness_true'] / total['images']),
+      'ab_std_pred': _std(total, 'ab_pred'),
+      'ab_std_true': true_std,
+      'ab_std_ratio': _std(total, 'ab_pred') / true_std if true_std > 0 else float('nan'),
+  }

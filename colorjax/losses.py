@@ -4,9 +4,10 @@ That signature is what train.make_train_step differentiates. Colour conversion h
 on device, from the uint8 RGB the input pipeline ships (DESIGN.md, data flow).
 """
 
+import jax
 import jax.numpy as jnp
 
-from colorjax import color
+from colorjax import color, quantize
 
 
 def rgb_uint8_to_float(rgb_uint8):
@@ -45,5 +46,48 @@ def ab_regression(model, norm: color.LabNorm, gray_threshold=None):
       per_example = jnp.mean(squared, axis=tuple(range(1, squared.ndim)))
       loss = jnp.sum(weight * per_example) / jnp.maximum(jnp.sum(weight), 1.0)
     return loss, ({}, updates.get('batch_stats', batch_stats))
+
+  return loss_fn
+
+
+def _model_at_quarter(model, params, batch_stats, batch, key):
+  """Lab of the batch, the model's output from L, and the true ab at the output's 1/4
+  resolution (every 4th pixel, as Zhang et al.'s released training code subsamples)."""
+  lab = color.rgb_to_lab(rgb_uint8_to_float(batch['rgb']))
+  output, updates = model.apply(
+      {'params': params, 'batch_stats': batch_stats}, lab[..., :1], train=True,
+      mutable=['batch_stats'], rngs={'dropout': key})
+  return lab, output, lab[:, ::4, ::4, 1:], updates.get('batch_stats', batch_stats)
+
+
+def rebalanced_soft_cross_entropy(model, bins, class_weights, gray_threshold=5.0,
+                                  neighbours=10, sigma=5.0):
+  """Zhang et al.'s classification loss: cross-entropy against soft-encoded ab targets at 1/4
+  resolution, each pixel weighted by the rebalancing weight of its target's most likely bin;
+  images without colour weigh 0."""
+  class_weights = jnp.asarray(class_weights, jnp.float32)
+
+  def loss_fn(params, batch_stats, batch, key):
+    lab, logits, ab_quarter, batch_stats = _model_at_quarter(model, params, batch_stats,
+                                                             batch, key)
+    target = quantize.soft_encode(ab_quarter, bins, neighbours, sigma)
+    pixel_weight = (class_weights[jnp.argmax(target, axis=-1)]
+                    * colour_weight(lab, gray_threshold)[:, None, None])
+    cross_entropy = -jnp.sum(target * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+    return jnp.mean(pixel_weight * cross_entropy), ({}, batch_stats)
+
+  return loss_fn
+
+
+def quarter_ab_regression(model, gray_threshold=5.0):
+  """The regression baseline on the same network: MSE on ab (Lab units) at 1/4 resolution;
+  images without colour weigh 0."""
+
+  def loss_fn(params, batch_stats, batch, key):
+    lab, ab_pred, ab_quarter, batch_stats = _model_at_quarter(model, params, batch_stats,
+                                                              batch, key)
+    squared = jnp.sum((ab_pred - ab_quarter) ** 2, axis=-1)
+    return jnp.mean(colour_weight(lab, gray_threshold)[:, None, None] * squared), ({},
+                                                                                  batch_stats)
 
   return loss_fn

@@ -30,6 +30,20 @@ def save_image_row(path, images, titles, panel_inches=3.0):
   fig.savefig(path, dpi=100)
 
 
+def save_image_grid(path, rows, column_titles, panel_inches=2.0):
+  """A grid of images (HxWx3, float in [0, 1] or uint8): one list of images per row."""
+  fig = Figure(figsize=(panel_inches * len(column_titles), panel_inches * len(rows)))
+  axes = fig.subplots(len(rows), len(column_titles), squeeze=False)
+  for r, row in enumerate(rows):
+    for c, image in enumerate(row):
+      axes[r, c].imshow(np.asarray(image))
+      axes[r, c].axis('off')
+      if r == 0:
+        axes[r, c].set_title(column_titles[c], fontsize=9)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+
+
 def save_curves(path, panels, ylabel, log_y=True, panel_inches=3.2):
   """One subplot per panel title; each panel is a list of (steps, values, label) curves."""
   fig = Figure(figsize=(panel_inches * len(panels), panel_inches))

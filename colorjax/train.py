@@ -101,6 +101,12 @@ def data_mesh(devices=None) -> Mesh:
   return Mesh(np.asarray(devices if devices is not None else jax.devices()), ('data',))
 
 
+def replicate(state: TrainState, mesh: Mesh) -> TrainState:
+  """Place the state on every device of the mesh, as shard_train_step returns it; a state
+  left where it was created would make the second step compile again."""
+  return jax.device_put(state, NamedSharding(mesh, P()))
+
+
 def shard_train_step(train_step, mesh: Mesh):
   """jit a (state, batch) step data-parallel: batch split over 'data', state replicated.
 

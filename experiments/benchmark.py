@@ -1,4 +1,4 @@
-"""Speed: tiny-CNN step time per conv formulation (ms/iteration) and input pipeline images/s."""
+"""Speed: tiny-CNN step per conv formulation, Zhang et al. step, and input pipeline alone."""
 
 import ml_collections
 
@@ -18,4 +18,9 @@ def get_config():
   config.pipeline_examples = 1024         # distinct source images (crops of bundled photos)
   config.pipeline_batch_size = 64
   config.pipeline_batches = 100           # timed batches, after 5 warm-up batches
+  # Training step of the full-width Zhang et al. network (softmax head), images/s.
+  config.zhang_sizes = ('64x64', '176x176')
+  config.zhang_batch_size = 8
+  config.zhang_width = 1.0
+  config.zhang_steps = 3
   return config

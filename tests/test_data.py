@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from colorjax import data, images, train
+from colorjax import configs, data, images, train
 from colorjax.errors import UsageError
 
 TFDS_NAMES = ('stl10', 'oxford_flowers102', 'imagenet2012', 'imagenette',
@@ -15,7 +15,7 @@ TFDS_NAMES = ('stl10', 'oxford_flowers102', 'imagenet2012', 'imagenette',
 
 
 def _config(**overrides):
-  return data.default_config(**{'crop': 32, 'batch_size': 8, 'eval_batch_size': 4,
+  return configs.data_config(**{'crop': 32, 'batch_size': 8, 'eval_batch_size': 4,
                                 **overrides})
 
 
@@ -44,6 +44,9 @@ def test_unavailable_tfds_dataset_is_a_clear_error(tmp_path):
   with pytest.raises(UsageError, match=r"'imagenette' is not available.*tfds looks in.*"
                                        r'source=samples'):
     data.load_source(config, 'train')
+  manual = _config(source='imagenet2012', tfds_data_dir=str(tmp_path))
+  with pytest.raises(UsageError, match="'imagenet2012' is not available: it needs a manual"):
+    data.load_source(manual, 'train')
   with pytest.raises(UsageError, match="unknown data source 'no_such_dataset'"):
     data.load_source(_config(source='no_such_dataset'), 'train')
 

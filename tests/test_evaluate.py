@@ -23,3 +23,62 @@ def test_squared_distance_closed_form():
   assert abs(float(evaluate.squared_distance(truth + 0.1, truth)) - 0.45) < 1e-6
   batch = np.stack([truth, truth + 0.2])
   np.testing.assert_allclose(evaluate.squared_distance(batch, truth), [0.0, 1.8], rtol=1e-5)
+
+
+def test_psnr_of_a_perfect_prediction_is_capped_not_infinite():
+  truth = np.random.default_rng(1).random((2, 4, 4, 3)).astype(np.float32)
+  np.testing.assert_allclose(evaluate.psnr(truth, truth), evaluate.PSNR_CAP_DB)
+
+
+def test_colourfulness_closed_forms():
+  gray = np.full((1, 5, 5, 3), 0.4, np.float32)
+  assert float(evaluate.colourfulness(gray)[0]) < 1e-4
+  r, g, b = 0.8, 0.4, 0.2  # a flat colour: no spread, 0.3 * |(rg, yb)| * 255
+  flat = np.broadcast_to(np.asarray([r, g, b], np.float32), (1, 5, 5, 3))
+  expected = 0.3 * 255 * np.hypot(r - g, 0.5 * (r + g) - b)
+  np.testing.assert_allclose(evaluate.colourfulness(flat), [expected], rtol=1e-5)
+  halves = np.zeros((1, 2, 2, 3), np.float32)  # top row yellow (1, 1, 0), bottom row black:
+  halves[0, 0, :, :2] = 1.0                     # rg = 0; yb in {255, 0}: std 127.5, mean 127.5
+  np.testing.assert_allclose(evaluate.colourfulness(halves), [127.5 + 0.3 * 127.5], rtol=1e-5)
+
+
+def _metrics(ab_pred, ab_true, mask=None, pixel_weight=None):
+  b = ab_true.shape[0]
+  rgb = np.zeros(ab_true.shape[:3] + (3,), np.float32) + 0.5
+  mask = np.ones(b, np.float32) if mask is None else mask
+  total = evaluate.add_sums({}, evaluate.batch_sums(ab_pred, ab_true, rgb, rgb, mask,
+                                                    pixel_weight))
+  return evaluate.summarize(total)
+
+
+def test_perfect_prediction_metrics():
+  ab = np.random.default_rng(2).normal(0, 20, (3, 4, 5, 2)).astype(np.float32)
+  metrics = _metrics(ab, ab)
+  assert metrics['auc'] == 1.0 and metrics['auc_rebalanced'] == 1.0
+  assert abs(metrics['ab_std_ratio'] - 1.0) < 1e-6
+  assert metrics['psnr'] == evaluate.PSNR_CAP_DB
+
+
+def test_constant_prediction_metrics():
+  """Error 30 at every pixel: AuC = 1 - 30/150; predicting 0 has ab std 0."""
+  ab_true = np.zeros((2, 3, 3, 2), np.float32)
+  ab_true[..., 0] = 30.0 * np.where(np.arange(9).reshape(3, 3) % 2, 1, -1)
+  metrics = _metrics(np.zeros_like(ab_true), ab_true)
+  np.testing.assert_allclose(metrics['auc'], 0.8, rtol=1e-6)
+  assert metrics['ab_std_ratio'] == 0.0
+  far = _metrics(np.full_like(ab_true, 500.0), ab_true)  # every error beyond 150
+  assert far['auc'] == 0.0
+
+
+def test_padding_is_ignored_and_pixel_weights_rebalance():
+  ab_true = np.zeros((2, 2, 2, 2), np.float32)
+  ab_pred = np.zeros_like(ab_true)
+  ab_pred[1] = 1000.0  # the second example is padding: its errors must not count
+  assert _metrics(ab_pred, ab_true, mask=np.asarray([1.0, 0.0]))['auc'] == 1.0
+  ab_pred = np.zeros_like(ab_true)
+  ab_pred[0, 0, 0, 0] = 75.0  # one pixel off by 75 (AuC contribution 0.5 instead of 1)
+  weights = np.ones((2, 2, 2), np.float32)
+  weights[0, 0, 0] = 7.0      # ... weighing 7 of 14
+  np.testing.assert_allclose(_metrics(ab_pred, ab_true)['auc'], 1 - 0.5 / 8, rtol=1e-6)
+  np.testing.assert_allclose(_metrics(ab_pred, ab_true, pixel_weight=weights)['auc_rebalanced'],
+                             1 - 0.5 * 7 / 14, rtol=1e-6)

@@ -32,3 +32,39 @@ def test_gray_images_carry_no_weight_in_ab_regression():
   # without the threshold the gray image counts, and changes the loss
   assert abs(float(plain(params, {}, both, key)[0]) -
              float(plain(params, {}, only_colour, key)[0])) > 1e-6
+
+
+class _FixedLogits:
+  """A stand-in model whose output is given: isolates the loss arithmetic."""
+
+  def __init__(self, output):
+    self.output = output
+
+  def apply(self, variables, l_in, train, mutable, rngs):
+    return self.output, {'batch_stats': {}}
+
+
+def test_rebalanced_soft_cross_entropy_matches_numpy_reference():
+  rng = np.random.default_rng(4)
+  bins = np.asarray([[0, 0], [10, 0], [0, 10], [-10, 0], [0, -10]], np.float32)
+  class_weights = np.asarray([0.5, 1.0, 1.5, 2.0, 2.5], np.float32)
+  rgb = rng.integers(0, 256, (2, 8, 8, 3), np.uint8)
+  rgb[1] = rgb[1, ..., :1]  # the second image is gray: weight 0
+  logits = rng.normal(0, 1, (2, 2, 2, 5)).astype(np.float32)
+  loss_fn = losses.rebalanced_soft_cross_entropy(_FixedLogits(jnp.asarray(logits)), bins,
+                                                 class_weights, neighbours=2, sigma=5.0)
+  ours = float(loss_fn(None, {}, {'rgb': rgb}, None)[0])
+
+  import skimage.color
+  ab = skimage.color.rgb2lab(rgb / 255.0)[:, ::4, ::4, 1:]
+  total = 0.0
+  for n, i, j in np.ndindex(2, 2, 2):
+    d2 = ((bins - ab[n, i, j]) ** 2).sum(-1)
+    nearest = np.argsort(d2)[:2]
+    target = np.zeros(5)
+    target[nearest] = np.exp(-(d2[nearest] - d2.min()) / 50)
+    target /= target.sum()
+    log_p = logits[n, i, j] - np.log(np.exp(logits[n, i, j]).sum())
+    image_weight = 1.0 if n == 0 else 0.0
+    total += image_weight * class_weights[np.argmax(target)] * -(target * log_p).sum()
+  np.testing.assert_allclose(ours, total / 8, rtol=1e-4)

@@ -55,3 +55,27 @@ def test_tiny_cnn_formulations_share_parameters_and_agree():
   assert jax.tree.structure(variables) == jax.tree.structure(taps_variables)
   np.testing.assert_allclose(TinyCNN(channels=5, taps=True).apply(variables, l_in),
                              TinyCNN(channels=5, taps=False).apply(variables, l_in), atol=1e-5)
+
+
+@pytest.mark.parametrize('size', [64, 176, 256])
+@pytest.mark.parametrize('outputs', [261, 2], ids=['softmax', 'regression'])
+def test_zhang_net_output_is_at_quarter_resolution(size, outputs):
+  from colorjax.models.zhang import ZhangNet
+  model = ZhangNet(outputs, width=1 / 16)
+  l_in = jnp.zeros((2, size, size, 1))
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), l_in[:1]))
+  output = jax.eval_shape(lambda v: model.apply(v, l_in), variables)
+  assert output.shape == (2, size // 4, size // 4, outputs)
+
+
+def test_zhang_net_full_width_has_the_papers_block_structure():
+  """Convs per block 2, 2, 3, 3, 3, 3, 3 (+ BatchNorm), then 1 transposed + 2 convs + head."""
+  from colorjax.models.zhang import ZhangNet
+  variables = jax.eval_shape(lambda: ZhangNet(313).init(jax.random.PRNGKey(0),
+                                                         jnp.zeros((1, 64, 64, 1))))
+  blocks = [k for k in variables['params'] if k.startswith('ConvStack')]
+  convs = [len([k for k in variables['params'][b] if k.startswith('Conv_')]) for b in blocks]
+  assert convs == [2, 2, 3, 3, 3, 3, 3]
+  assert all('BatchNorm_0' in variables['batch_stats'][b] for b in blocks)
+  head = variables['params']['Conv_2']['kernel']
+  assert head.shape == (1, 1, 256, 313)

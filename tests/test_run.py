@@ -94,12 +94,15 @@ def test_benchmark_writes_its_table(tmp_path):
   result = _run('--experiment=benchmark', f'--workdir={tmp_path}', '--config.sizes=16x24',
                 '--config.steps=2', '--config.repeats=1', '--config.pipeline_cases=24:16',
                 '--config.pipeline_examples=8', '--config.pipeline_batch_size=4',
-                '--config.pipeline_batches=2')
+                '--config.pipeline_batches=2', '--config.zhang_sizes=16x16',
+                '--config.zhang_width=0.0625', '--config.zhang_batch_size=2',
+                '--config.zhang_steps=1')
   assert result.returncode == 0, result.stderr
   report = (tmp_path / 'report.md').read_text()
   assert '| 16x24 | taps |' in report and '| 16x24 | xla |' in report
   for record_format in ('array', 'png', 'jpeg'):
     assert f'| 24x24 | 16x16 | {record_format} |' in report
+  assert '| 16x16 | 2 |' in report  # the Zhang step
 
 
 def test_a_corrected_command_runs_after_a_failed_one(tmp_path):
@@ -109,3 +112,33 @@ def test_a_corrected_command_runs_after_a_failed_one(tmp_path):
   fixed = _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL,
                '--config.schemes=unit,none')
   assert fixed.returncode == 0, fixed.stderr
+
+
+ZHANG_SMOKE = ['--config.num_steps=20', '--config.checkpoint_every=20', '--config.log_every=10',
+               '--config.prior_batches=2']
+
+
+def test_zhang_smoke_runs_and_comparison(tmp_path):
+  for head in ('softmax', 'regression'):
+    result = _run(f'--experiment=zhang_{head}:smoke', f'--workdir={tmp_path / head}',
+                  *ZHANG_SMOKE)
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / head / 'report.md').read_text()
+    assert 'ab-std ratio' in report
+    for output in ('samples.png', 'loss_curve.png', 'prior.npy', 'metrics_eval.json'):
+      assert (tmp_path / head / output).stat().st_size > 0
+  assert '| T=0.38 |' in (tmp_path / 'softmax' / 'report.md').read_text()
+  compare = _run('--experiment=zhang_compare', f'--workdir={tmp_path / "compare"}',
+                 f'--config.runs={tmp_path / "softmax"},{tmp_path / "regression"}')
+  assert compare.returncode == 0, compare.stderr
+  table = (tmp_path / 'compare' / 'report.md').read_text()
+  assert '| regression |' in table and '| T=0.38 |' in table
+
+
+def test_zhang_without_imagenet_names_the_alternatives(tmp_path):
+  result = _run('--experiment=zhang_softmax', f'--workdir={tmp_path / "w"}',
+                f'--config.data.tfds_data_dir={tmp_path / "tfds"}')
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr
+  assert 'imagenette' in lines[0] and 'samples' in lines[0]

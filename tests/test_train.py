@@ -1,6 +1,7 @@
 """The generic trainer: step, data parallelism, checkpoint/resume, NaN guard."""
 
 import json
+import logging
 
 import jax
 import jax.numpy as jnp
@@ -144,8 +145,8 @@ def test_optimizer_errors_are_usage_errors():
 
 def _fit_on_pipeline(workdir, kill_at=None):
   """The tiny CNN trained data-parallel on batches from the input pipeline."""
-  from colorjax import data
-  config = data.default_config(crop=16, batch_size=8)
+  from colorjax import configs, data
+  config = configs.data_config(crop=16, batch_size=8)
   mesh = train.data_mesh()
   source = data.load_source(config, 'train')
   step = train.shard_train_step(train.make_train_step(LOSS, TX), mesh)
@@ -160,13 +161,17 @@ def _fit_on_pipeline(workdir, kill_at=None):
       raise _Killed
     return advance(state, k)
 
-  state = train.init_state(MODEL, TX, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 1)))
+  state = train.replicate(
+      train.init_state(MODEL, TX, jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 1))), mesh)
   return train.fit(workdir=workdir, state=state, advance=killable, num_steps=6,
                    checkpoint_every=2, log_every=2)
 
 
-def test_training_on_the_pipeline_resumes_with_the_same_batches(tmp_path):
-  unbroken = _fit_on_pipeline(tmp_path / 'unbroken')
+def test_training_on_the_pipeline_resumes_with_the_same_batches(tmp_path, caplog):
+  with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+    unbroken = _fit_on_pipeline(tmp_path / 'unbroken')
+  compiles = [r for r in caplog.records if 'Compiling jit(train_step)' in r.getMessage()]
+  assert len(compiles) == 1  # six steps, one compile
   with pytest.raises(_Killed):
     _fit_on_pipeline(tmp_path / 'resumed', kill_at=3)
   resumed = _fit_on_pipeline(tmp_path / 'resumed')

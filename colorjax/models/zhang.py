@@ -1,0 +1,36 @@
+"""The Colorful Image Colorization network (Zhang, Isola, Efros 2016).
+
+Eight blocks: 64 (x2), 128 (x2), 256 (x3) convs each ending in a stride-2 conv (1/8
+resolution), then 512 (x3), 512 (x3, dilation 2), 512 (x3, dilation 2), 512 (x3), BatchNorm
+after each block's last conv; block 8 is a 4x4 stride-2 transposed conv to 256 and two 3x3
+convs, back at 1/4 resolution, where a 1x1 conv gives the head: Q bin logits
+(classification) or the two ab values (the MSE regression baseline). `width` scales every
+channel count, for small runs on CPU.
+"""
+
+import flax.linen as nn
+
+from colorjax.models.layers import ConvStack
+
+# (features, convs, stride of the last conv, dilation) of blocks 1-7.
+BLOCKS = ((64, 2, 2, 1), (128, 2, 2, 1), (256, 3, 2, 1), (512, 3, 1, 1), (512, 3, 1, 2),
+          (512, 3, 1, 2), (512, 3, 1, 1))
+
+
+class ZhangNet(nn.Module):
+  """L (NHWC, 1 channel, 0..100) -> (N, H/4, W/4, num_outputs)."""
+  num_outputs: int
+  width: float = 1.0
+
+  @nn.compact
+  def __call__(self, l_nhwc, train: bool = False):
+    def channels(n):
+      return max(1, round(n * self.width))
+
+    x = l_nhwc - 50.0
+    for features, convs, stride, dilation in BLOCKS:
+      x = ConvStack(channels(features), convs, stride, dilation)(x, train)
+    x = nn.relu(nn.ConvTranspose(channels(256), (4, 4), strides=(2, 2), padding='SAME')(x))
+    for _ in range(2):
+      x = nn.relu(nn.Conv(channels(256), (3, 3), padding='SAME')(x))
+    return nn.Conv(self.num_outputs, (1, 1))(x)

@@ -1,0 +1,162 @@
+"""Colorful Image Colorization (Zhang et al. 2016) end to end: empirical prior, data-parallel
+training of the softmax or regression head, evaluation (with an annealed-mean temperature
+sweep for the softmax head), and report.md with an image grid and the loss curve.
+
+The report's metrics also go to metrics_eval.json, which the zhang_compare experiment reads.
+"""
+
+import json
+import os
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+from colorjax import color, data, evaluate, losses, quantize, report, train
+from colorjax.errors import UsageError
+from colorjax.models.zhang import ZhangNet
+
+
+def _prior(config, workdir, source, bins, mesh):
+  """Smoothed bin distribution of `prior_batches` training batches, cached in the workdir."""
+  path = pathlib.Path(workdir) / 'prior.npy'
+  if path.exists():
+    return np.load(path)
+  count = jax.jit(lambda rgb: quantize.count_bins(
+      color.rgb_to_lab(losses.rgb_uint8_to_float(rgb))[:, ::4, ::4, 1:], bins))
+  batches = data.train_batches(source, config.data)
+  counts = np.zeros(len(bins))
+  for _ in tqdm(range(config.prior_batches), desc='empirical prior', leave=False):
+    counts += np.asarray(count(data.to_global(next(batches), mesh)['rgb']))
+  prior = quantize.empirical_prior(counts, bins)
+  temporary = path.with_suffix('.tmp.npy')
+  np.save(temporary, prior)
+  os.replace(temporary, path)  # atomic: a kill never leaves half a prior
+  return prior
+
+
+def _decodings(config):
+  if config.head == 'softmax':
+    return {f'T={t:g}': t for t in config.temperatures}
+  return {'regression': None}
+
+
+def _make_evaluator(model, bins, prior, config):
+  """jitted (variables, batch) -> ({decoding: batch sums}, {decoding: predicted RGB})."""
+  inverse_frequency = jnp.asarray(quantize.rebalancing_weights(prior, mix=0.0), jnp.float32)
+  decodings = _decodings(config)
+
+  def evaluate_batch(variables, batch):
+    lab = color.rgb_to_lab(losses.rgb_uint8_to_float(batch['rgb']))
+    output = model.apply(variables, lab[..., :1], train=False)
+    ab_true = lab[..., 1:]
+    pixel_weight = jax.lax.map(lambda ab: inverse_frequency[quantize.nearest_bin(ab, bins)],
+                               ab_true)
+    rgb_true = color.lab_to_rgb(lab)
+    sums, rgb = {}, {}
+    for name, temperature in decodings.items():
+      ab_quarter = output if temperature is None else quantize.annealed_mean(output, bins,
+                                                                              temperature)
+      ab_pred = jax.image.resize(ab_quarter, ab_true.shape, 'bilinear')
+      rgb[name] = color.lab_to_rgb(jnp.concatenate([lab[..., :1], ab_pred], axis=-1))
+      sums[name] = evaluate.batch_sums(ab_pred, ab_true, rgb[name], rgb_true, batch['mask'],
+                                       pixel_weight)
+    return sums, rgb
+
+  return jax.jit(evaluate_batch)
+
+
+def main(config, workdir):
+  if config.head not in ('softmax', 'regression'):
+    raise UsageError(f"--config.head={config.head!r}: use 'softmax' or 'regression'")
+  workdir = pathlib.Path(workdir)
+  mesh = train.data_mesh()
+  train_source = data.load_source(config.data, 'train')
+  bins = quantize.load_bins(config.bins)
+  prior = _prior(config, workdir, train_source, bins, mesh)
+
+  model = ZhangNet(len(bins) if config.head == 'softmax' else 2, config.width)
+  tx = train.make_optimizer(config.optimizer)
+  if config.head == 'softmax':
+    loss_fn = losses.rebalanced_soft_cross_entropy(
+        model, bins, quantize.rebalancing_weights(prior, config.rebalance_mix),
+        config.data.gray_threshold)
+  else:
+    loss_fn = losses.quarter_ab_regression(model, config.data.gray_threshold)
+  crop = config.data.crop
+  if crop % 8:
+    raise UsageError(f'--config.data.crop={crop} must be a multiple of 8 (the network works '
+                     'at 1/8 resolution)')
+  state = train.replicate(train.init_state(model, tx, jax.random.PRNGKey(config.seed),
+                                           jnp.zeros((1, crop, crop, 1))), mesh)
+  step = train.shard_train_step(train.make_train_step(loss_fn, tx), mesh)
+  advance = train.advance_with_batches(step, lambda start: data.prefetch_to_device(
+      data.train_batches(train_source, config.data, start), mesh))
+  state = train.fit(workdir=workdir, state=state, advance=advance, num_steps=config.num_steps,
+                    checkpoint_every=config.checkpoint_every, log_every=config.log_every,
+                    max_to_keep=config.max_to_keep, description=f'zhang {config.head}')
+
+  eval_source = data.load_source(config.data, 'eval')
+  num_batches = min(config.eval_batches, data.num_eval_batches(
+      eval_source.num_examples * jax.process_count(), config.data.eval_batch_size,
+      jax.process_count()))
+  evaluator = _make_evaluator(model, bins, prior, config)
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  totals, grid = {}, []
+  for batch in tqdm(data.eval_batches(eval_source, config.data, num_batches),
+                    total=num_batches, desc='evaluate', leave=False):
+    sums, rgb = evaluator(variables, data.to_global(batch, mesh))
+    for name, batch_sums in sums.items():
+      totals[name] = evaluate.add_sums(totals.get(name, {}), batch_sums)
+    grid += _grid_rows(batch, rgb, config, len(grid))
+  metrics = {name: evaluate.summarize(total) for name, total in totals.items()}
+  (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
+  path = _write_report(config, workdir, metrics, grid, train_source, eval_source)
+  print(f'report: {path}')
+
+
+def _grid_rows(batch, rgb, config, already):
+  """[gray input, prediction, truth] for the first `report_images` real eval images."""
+  shown = 'T=0.38' if config.head == 'softmax' and 0.38 in config.temperatures else next(
+      iter(rgb))
+  rows = []
+  for i in np.flatnonzero(np.asarray(batch['mask']))[:max(0, config.report_images - already)]:
+    truth = batch['rgb'][i]
+    gray = np.repeat(np.asarray(color.rgb_to_lab(truth / 255.0))[..., :1] / 100.0, 3, axis=-1)
+    rows.append([gray, np.asarray(rgb[shown][i]), truth])
+  return rows
+
+
+def _write_report(config, workdir, metrics, grid, train_source, eval_source):
+  header = ['decoding', 'AuC', 'AuC rebalanced', 'PSNR (dB)', 'colourfulness pred / true',
+            'ab std pred / true', 'ab-std ratio']
+  rows = [[name, f"{m['auc']:.4f}", f"{m['auc_rebalanced']:.4f}", f"{m['psnr']:.2f}",
+           f"{m['colourfulness_pred']:.1f} / {m['colourfulness_true']:.1f}",
+           f"{m['ab_std_pred']:.2f} / {m['ab_std_true']:.2f}", f"{m['ab_std_ratio']:.3f}"]
+          for name, m in metrics.items()]
+  sections = [
+      f'{config.head} head, width {config.width}, data `{config.data.source}` '
+      f'({config.data.crop}x{config.data.crop} crops, batch {config.data.batch_size}), '
+      f'{config.num_steps} steps of {config.optimizer.name} lr '
+      f'{config.optimizer.learning_rate}; evaluated on {eval_source.num_examples} held-out '
+      'images (for `samples` these are the training photos: a smoke test only).',
+      report.markdown_table(header, rows),
+      'AuC: area under the fraction of pixels with ab error <= t, t in 0..150, normalized to '
+      '1 (rebalanced: pixels weighted by inverse bin frequency). ab-std ratio: std of '
+      'predicted ab / std of true ab; below 1 means desaturated.',
+  ]
+  if train_source.skipped or eval_source.skipped:
+    sections.append(f'Skipped unreadable files: {len(train_source.skipped)} (train), '
+                    f'{len(eval_source.skipped)} (eval).')
+  if grid:
+    report.save_image_grid(workdir / 'samples.png', grid, ['input (L)', 'prediction', 'truth'])
+    sections += ['## Samples', '![samples](samples.png)']
+  history = train.read_metrics(workdir)
+  report.save_curves(workdir / 'loss_curve.png',
+                     {'training loss': [([m['step'] for m in history],
+                                         [m['loss'] for m in history], config.head)]},
+                     ylabel='loss')
+  sections += ['## Training loss', '![loss](loss_curve.png)']
+  return report.write_report(workdir, f'Zhang et al. 2016, {config.head} head', sections)

@@ -1,0 +1,13 @@
+"""Side by side: the softmax and regression runs of Zhang et al.'s network (run both first)."""
+
+import ml_collections
+
+VARIANTS = ('smoke',)
+
+
+def get_config(variant=None):
+  config = ml_collections.ConfigDict()
+  config.program = 'compare'
+  suffix = f'/{variant}' if variant else ''
+  config.runs = (f'runs/zhang_softmax{suffix}', f'runs/zhang_regression{suffix}')
+  return config

@@ -1,0 +1,42 @@
+"""Zhang et al. 2016: quantized ab, rebalanced soft cross-entropy, annealed-mean decoding."""
+
+import ml_collections
+
+from colorjax import configs
+
+VARIANTS = ('smoke',)
+
+
+def get_config(variant=None):
+  """The paper's settings; 'smoke' trains a 1/8-width network on the bundled photos in about
+  a minute on CPU."""
+  config = ml_collections.ConfigDict()
+  config.program = 'zhang'
+  config.head = 'softmax'          # softmax (Q bin logits) | regression (ab, MSE)
+  config.width = 1.0               # channel multiplier of the network
+  config.bins = ''                 # '' = the sRGB gamut set (quantize.py), or a Q x 2 .npy
+  config.prior_batches = 500       # training batches counted for the empirical prior
+  config.rebalance_mix = 0.5       # lambda of the rebalancing weights
+  config.temperatures = (0.01, 0.2, 0.38, 0.6, 1.0)  # annealed-mean sweep in the report
+  config.seed = 0
+  config.data = configs.data_config(source='imagenet2012', crop=176, batch_size=40,
+                                    eval_batch_size=40)
+  config.eval_batches = 250        # at most this many eval batches (10,000 images)
+  config.optimizer = ml_collections.ConfigDict(dict(
+      name='adamw', learning_rate=3e-5, b1=0.9, b2=0.99, weight_decay=1e-3))
+  config.num_steps = 450_000
+  config.log_every = 100
+  config.checkpoint_every = 5_000
+  config.max_to_keep = 2
+  config.report_images = 6
+  if variant == 'smoke':
+    config.width = 0.125
+    config.data.update(source='samples', crop=64, batch_size=8, eval_batch_size=8,
+                       shuffle_buffer=64)
+    config.prior_batches = 8
+    config.eval_batches = 1
+    config.optimizer.learning_rate = 1e-3
+    config.num_steps = 200
+    config.log_every = 20
+    config.checkpoint_every = 100
+  return config
