@@ -252,7 +252,7 @@ def _split_size(builder, split):
 def load_source(config, split: str, process_index=None, process_count=None) -> Source:
   """`split` is 'train' or 'eval'; the process defaults to this JAX process."""
   process_index = jax.process_index() if process_index is None else process_index
-  process_count = jax.process_count() if process_count is None else process_count
+  process_count = _process_count(process_count)
   if config.gray not in ('weight', 'drop'):
     raise UsageError(f"--config.data.gray={config.gray!r}: use 'weight' or 'drop'")
   spec = config.source
@@ -280,6 +280,11 @@ def _resize_short_side(image, size, always=False):
                  lambda: image)
 
 
+def _process_count(process_count):
+  """The given count (tests fake several processes), else this JAX run's."""
+  return jax.process_count() if process_count is None else process_count
+
+
 def _per_process(batch_size, process_count):
   if batch_size % process_count:
     raise UsageError(f'batch size {batch_size} must divide evenly over {process_count} '
@@ -290,7 +295,7 @@ def _per_process(batch_size, process_count):
 def train_batches(source: Source, config, start_step: int = 0, process_count=None):
   """Infinite iterator of host batches {'rgb': uint8 BxHxWx3, 'label': int32 B}, from step
   `start_step` on: the batches an unbroken run would see there."""
-  process_count = jax.process_count() if process_count is None else process_count
+  process_count = _process_count(process_count)
   batch = _per_process(config.batch_size, process_count)
   crop = config.crop
   seed = config.seed
@@ -322,7 +327,7 @@ def eval_batches(source: Source, config, num_batches: int, process_count=None):
   """`num_batches` deterministic batches {'rgb', 'label', 'mask'}: resize the short side to
   the crop size, centre crop, pad the tail with mask 0. Fewer batches than the source needs
   evaluate its first examples."""
-  process_count = jax.process_count() if process_count is None else process_count
+  process_count = _process_count(process_count)
   batch = _per_process(config.eval_batch_size, process_count)
   crop = config.crop
   capacity = num_batches * batch

@@ -10,14 +10,23 @@ import jax.numpy as jnp
 from colorjax import color, quantize
 
 
-def rgb_uint8_to_float(rgb_uint8):
-  return rgb_uint8.astype(jnp.float32) / 255.0
+def lab_from_uint8(rgb_uint8):
+  """uint8 RGB as the pipeline ships it -> Lab, float32."""
+  return color.rgb_to_lab(rgb_uint8.astype(jnp.float32) / 255.0)
 
 
 def split_lab(rgb_uint8, norm: color.LabNorm):
   """uint8 RGB -> normalized (L, ab), NHWC with 1 and 2 channels."""
-  lab = norm.normalize(color.rgb_to_lab(rgb_uint8_to_float(rgb_uint8)))
+  lab = norm.normalize(lab_from_uint8(rgb_uint8))
   return lab[..., :1], lab[..., 1:]
+
+
+def _apply_training(model, params, batch_stats, model_input, key):
+  """The model in training mode: (output, updated batch_stats)."""
+  output, updates = model.apply(
+      {'params': params, 'batch_stats': batch_stats}, model_input, train=True,
+      mutable=['batch_stats'], rngs={'dropout': key})
+  return output, updates.get('batch_stats', batch_stats)
 
 
 def colour_weight(lab, threshold):
@@ -32,12 +41,10 @@ def ab_regression(model, norm: color.LabNorm, gray_threshold=None):
   `gray_threshold`, nearly gray images get weight 0 (colour_weight)."""
 
   def loss_fn(params, batch_stats, batch, key):
-    lab = color.rgb_to_lab(rgb_uint8_to_float(batch['rgb']))
+    lab = lab_from_uint8(batch['rgb'])
     normalized = norm.normalize(lab)
     l_in, ab_true = normalized[..., :1], normalized[..., 1:]
-    ab_pred, updates = model.apply(
-        {'params': params, 'batch_stats': batch_stats}, l_in, train=True,
-        mutable=['batch_stats'], rngs={'dropout': key})
+    ab_pred, batch_stats = _apply_training(model, params, batch_stats, l_in, key)
     squared = (ab_pred - ab_true) ** 2
     if gray_threshold is None:
       loss = jnp.mean(squared)
@@ -45,7 +52,7 @@ def ab_regression(model, norm: color.LabNorm, gray_threshold=None):
       weight = colour_weight(lab, gray_threshold)
       per_example = jnp.mean(squared, axis=tuple(range(1, squared.ndim)))
       loss = jnp.sum(weight * per_example) / jnp.maximum(jnp.sum(weight), 1.0)
-    return loss, ({}, updates.get('batch_stats', batch_stats))
+    return loss, ({}, batch_stats)
 
   return loss_fn
 
@@ -53,11 +60,9 @@ def ab_regression(model, norm: color.LabNorm, gray_threshold=None):
 def _model_at_quarter(model, params, batch_stats, batch, key):
   """Lab of the batch, the model's output from L, and the true ab at the output's 1/4
   resolution (every 4th pixel, as Zhang et al.'s released training code subsamples)."""
-  lab = color.rgb_to_lab(rgb_uint8_to_float(batch['rgb']))
-  output, updates = model.apply(
-      {'params': params, 'batch_stats': batch_stats}, lab[..., :1], train=True,
-      mutable=['batch_stats'], rngs={'dropout': key})
-  return lab, output, lab[:, ::4, ::4, 1:], updates.get('batch_stats', batch_stats)
+  lab = lab_from_uint8(batch['rgb'])
+  output, batch_stats = _apply_training(model, params, batch_stats, lab[..., :1], key)
+  return lab, output, lab[:, ::4, ::4, 1:], batch_stats
 
 
 def rebalanced_soft_cross_entropy(model, bins, class_weights, gray_threshold=5.0,

@@ -25,7 +25,7 @@ def _prior(config, workdir, source, bins, mesh):
   if path.exists():
     return np.load(path)
   count = jax.jit(lambda rgb: quantize.count_bins(
-      color.rgb_to_lab(losses.rgb_uint8_to_float(rgb))[:, ::4, ::4, 1:], bins))
+      losses.lab_from_uint8(rgb)[:, ::4, ::4, 1:], bins))
   batches = data.train_batches(source, config.data)
   counts = np.zeros(len(bins))
   for _ in tqdm(range(config.prior_batches), desc='empirical prior', leave=False):
@@ -49,7 +49,7 @@ def _make_evaluator(model, bins, prior, config):
   decodings = _decodings(config)
 
   def evaluate_batch(variables, batch):
-    lab = color.rgb_to_lab(losses.rgb_uint8_to_float(batch['rgb']))
+    lab = losses.lab_from_uint8(batch['rgb'])
     output = model.apply(variables, lab[..., :1], train=False)
     ab_true = lab[..., 1:]
     pixel_weight = jax.lax.map(lambda ab: inverse_frequency[quantize.nearest_bin(ab, bins)],
