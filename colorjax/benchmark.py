@@ -9,7 +9,7 @@ import numpy as np
 
 import tensorflow as tf
 
-from colorjax import color, configs, data, images, losses, quantize, report, train
+from colorjax import color, configs, data, gan, images, losses, quantize, report, train
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
 from colorjax.models.zhang import ZhangNet
@@ -57,14 +57,32 @@ def _zhang_images_per_second(size, config):
   batch = {'rgb': jnp.asarray(np.stack(crops)[:, :size[0], :size[1]])}
   state = train.init_state(model, tx, jax.random.PRNGKey(0), jnp.zeros((1, *size, 1)))
   loss = losses.rebalanced_soft_cross_entropy(model, bins, np.ones(len(bins)))
-  step = jax.jit(train.make_train_step(loss, tx), donate_argnums=0)
-  state, metrics = step(state, batch)  # compiles
+  return jitted_images_per_second(train.make_train_step(loss, tx), state, batch,
+                                  config.zhang_steps)
+
+
+def jitted_images_per_second(train_step, state, batch, steps):
+  """Images/s of `steps` separately jitted steps dispatched back to back, as fit() runs
+  them, after one compiling step."""
+  step = jax.jit(train_step, donate_argnums=0)
+  state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
   start = time.perf_counter()
-  for _ in range(config.zhang_steps):  # dispatched back to back, as fit() runs them
+  for _ in range(steps):
     state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
-  return config.zhang_steps * config.zhang_batch_size / (time.perf_counter() - start)
+  return steps * batch['rgb'].shape[0] / (time.perf_counter() - start)
+
+
+def _gan_images_per_second(config):
+  """One GAN step (critic and generator updates) of the yuv_gan experiment's default config
+  at `gan_size`, batch `gan_batch_size`."""
+  gan_config = configs.load_config('yuv_gan')
+  size = gan_config.data.crop = config.gan_size
+  gan_config.data.batch_size = config.gan_batch_size
+  crops = _pipeline_images(config.gan_batch_size, size)
+  return jitted_images_per_second(gan.make_train_step(gan_config), gan.init_state(gan_config),
+                                  {'rgb': jnp.asarray(np.stack(crops))}, config.gan_steps)
 
 
 def _pipeline_images(count, size, seed=0):
@@ -102,9 +120,9 @@ def pipeline_images_per_second(source, crop, batch_size, batches):
 
 
 def main(config, workdir):
-  unknown = set(config.formulations) - {'taps', 'xla'}
+  unknown = set(config.formulations) - {'taps', 'nhwc'}
   if unknown:
-    raise UsageError(f"unknown formulation(s) {', '.join(sorted(unknown))}: choose taps or xla")
+    raise UsageError(f"unknown formulation(s) {', '.join(sorted(unknown))}: choose taps or nhwc")
   photo = images.load_image(config.image)
   rows = []
   for size in config.sizes:
@@ -123,6 +141,9 @@ def main(config, workdir):
           flush=True)
     zhang_rows.append([f'{h}x{w}', config.zhang_batch_size, f'{rate:.2f}',
                        f'{1e3 * config.zhang_batch_size / rate:.0f}'])
+  gan_rate = _gan_images_per_second(config)
+  print(f'YUV GAN train step, {config.gan_size}x{config.gan_size}: {gan_rate:.1f} images/s',
+        flush=True)
   pipeline_rows = []
   for case in config.pipeline_cases:
     source_size, crop = _size(case.replace(':', 'x'))
@@ -140,9 +161,17 @@ def main(config, workdir):
       f'device(s). Each figure is the best of {config.repeats} timings of {config.steps} '
       'iterations under one jitted lax.scan (MSE on ab, Adam), compile excluded.',
       report.markdown_table(['what', 'size', 'formulation', 'ms/iteration'], rows),
+      'taps: NCHW sum of shifted planes (layers.conv3x3_taps); nhwc: lax.conv, with the '
+      'kernel gradient as one matmul per tap on CPU (layers.conv3x3_nhwc).',
       f'## Zhang et al. network (width {config.zhang_width}, softmax head, AdamW)',
       f'{config.zhang_steps} jitted training steps after one compiling step.',
       report.markdown_table(['size', 'batch', 'images/s', 'ms/step'], zhang_rows),
+      '## YUV conditional GAN',
+      f'One step = one critic and one generator update (the `yuv_gan` default: BCE, Adam); '
+      f'{config.gan_steps} jitted steps after one compiling step.',
+      report.markdown_table(['size', 'batch', 'images/s', 'ms/step'], [[
+          f'{config.gan_size}x{config.gan_size}', config.gan_batch_size, f'{gan_rate:.1f}',
+          f'{1e3 * config.gan_batch_size / gan_rate:.0f}']]),
       '## Input pipeline',
       f'Training batches of {config.pipeline_batch_size} (shuffle, random crop, flip, batch) '
       f'from {config.pipeline_examples} distinct images, records held as decoded arrays or '

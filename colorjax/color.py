@@ -17,11 +17,12 @@ _RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB)
 _D65_WHITE = np.array([0.95047, 1.0, 1.08883])
 
 # BT.601 luma weights and chroma ranges; U and V are scaled colour differences B-Y, R-Y.
-_WR, _WB, _UMAX, _VMAX = 0.299, 0.114, 0.436, 0.615
+_WR, _WB = 0.299, 0.114
+U_MAX, V_MAX = 0.436, 0.615  # |U| and |V| never exceed these for RGB in [0, 1]
 _YUV_FROM_RGB = np.array([
     [_WR, 1 - _WR - _WB, _WB],
-    [-_UMAX * _WR / (1 - _WB), -_UMAX * (1 - _WR - _WB) / (1 - _WB), _UMAX],
-    [_VMAX, -_VMAX * (1 - _WR - _WB) / (1 - _WR), -_VMAX * _WB / (1 - _WR)],
+    [-U_MAX * _WR / (1 - _WB), -U_MAX * (1 - _WR - _WB) / (1 - _WB), U_MAX],
+    [V_MAX, -V_MAX * (1 - _WR - _WB) / (1 - _WR), -V_MAX * _WB / (1 - _WR)],
 ])
 _RGB_FROM_YUV = np.linalg.inv(_YUV_FROM_RGB)
 

@@ -7,6 +7,9 @@ sums that add across batches and processes, and `summarize` turns the totals int
 
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
+
+from colorjax import data
 
 AUC_MAX_ERROR = 150.0  # ab error thresholds 0..150, as Zhang et al.
 PSNR_CAP_DB = 100.0    # a perfect reconstruction would be +inf; capped so means stay finite
@@ -62,6 +65,21 @@ def batch_sums(ab_pred, ab_true, rgb_pred, rgb_true, mask, pixel_weight=None):
   }
 
 
+def diversity(ab_samples):
+  """Mean ab distance between the samples of one input, over all pairs of samples and all
+  pixels: (S, ..., H, W, 2) -> (...). S >= 2 samples of the same inputs (a GAN's outputs
+  for S noise vectors)."""
+  count = ab_samples.shape[0]
+  distance = jnp.linalg.norm(ab_samples[:, None] - ab_samples[None], axis=-1)
+  per_pair = jnp.mean(distance, axis=(-2, -1))            # (S, S, ...); 0 on the diagonal
+  return jnp.sum(per_pair, axis=(0, 1)) / (count * (count - 1))
+
+
+def gray_panel(lab):
+  """The L channel as a gray RGB image in [0, 1], the input column of a sample grid."""
+  return jnp.repeat(lab[..., :1] / 100.0, 3, axis=-1)
+
+
 def add_sums(total, sums):
   return {k: total.get(k, 0.0) + np.asarray(v, np.float64) for k, v in sums.items()}
 
@@ -81,7 +99,10 @@ def summarize(total) -> dict:
   1 - mean(min(e, 150)) / 150 (weighted by pixel weights for the rebalanced AuC)."""
   true_std = _std(total, 'ab_true')
   total = {k: np.asarray(v, np.float64) for k, v in total.items()}
-  return {
+  extra = {}
+  if 'diversity' in total:  # summed per image by the GAN's evaluator
+    extra['diversity'] = float(total['diversity'] / total['images'])
+  return extra | {
       'auc': float(1.0 - total['capped_error'] / total['pixels'] / AUC_MAX_ERROR),
       'auc_rebalanced': float(1.0 - total['weighted_capped_error'] / total['weight']
                               / AUC_MAX_ERROR),
@@ -92,3 +113,17 @@ def summarize(total) -> dict:
       'ab_std_true': true_std,
       'ab_std_ratio': _std(total, 'ab_pred') / true_std if true_std > 0 else float('nan'),
   }
+
+
+def over_batches(evaluator, batches, num_batches, mesh, report_images):
+  """Stream eval batches through a jitted `evaluator(global batch) -> ({name: batch_sums},
+  panels (B, columns, H, W, 3))`: ({name: summarize(totals)}, the panels of the first
+  `report_images` real examples, one grid row each)."""
+  totals, rows = {}, []
+  for batch in tqdm(batches, total=num_batches, desc='evaluate', leave=False):
+    sums, panels = evaluator(data.to_global(batch, mesh))
+    for name, batch_sums_ in sums.items():
+      totals[name] = add_sums(totals.get(name, {}), batch_sums_)
+    real = np.flatnonzero(np.asarray(batch['mask']))[:max(0, report_images - len(rows))]
+    rows += list(np.asarray(panels)[real])
+  return {name: summarize(total) for name, total in totals.items()}, rows

@@ -1,7 +1,8 @@
 """Losses, each built as loss_fn(params, batch_stats, batch, key) -> (loss, (metrics, batch_stats)).
 
-That signature is what train.make_train_step differentiates. Colour conversion happens here,
-on device, from the uint8 RGB the input pipeline ships (DESIGN.md, data flow).
+That signature is what train.make_train_step differentiates; a GAN's two losses take the other
+network's variables as well (train.make_gan_train_step). Colour conversion happens here, on
+device, from the uint8 RGB the input pipeline ships (DESIGN.md, data flow).
 """
 
 import jax
@@ -21,10 +22,10 @@ def split_lab(rgb_uint8, norm: color.LabNorm):
   return lab[..., :1], lab[..., 1:]
 
 
-def _apply_training(model, params, batch_stats, model_input, key):
+def _apply_training(model, params, batch_stats, *model_inputs, key):
   """The model in training mode: (output, updated batch_stats)."""
   output, updates = model.apply(
-      {'params': params, 'batch_stats': batch_stats}, model_input, train=True,
+      {'params': params, 'batch_stats': batch_stats}, *model_inputs, train=True,
       mutable=['batch_stats'], rngs={'dropout': key})
   return output, updates.get('batch_stats', batch_stats)
 
@@ -44,7 +45,7 @@ def ab_regression(model, norm: color.LabNorm, gray_threshold=None):
     lab = lab_from_uint8(batch['rgb'])
     normalized = norm.normalize(lab)
     l_in, ab_true = normalized[..., :1], normalized[..., 1:]
-    ab_pred, batch_stats = _apply_training(model, params, batch_stats, l_in, key)
+    ab_pred, batch_stats = _apply_training(model, params, batch_stats, l_in, key=key)
     squared = (ab_pred - ab_true) ** 2
     if gray_threshold is None:
       loss = jnp.mean(squared)
@@ -61,7 +62,7 @@ def _model_at_quarter(model, params, batch_stats, batch, key):
   """Lab of the batch, the model's output from L, and the true ab at the output's 1/4
   resolution (every 4th pixel, as Zhang et al.'s released training code subsamples)."""
   lab = lab_from_uint8(batch['rgb'])
-  output, batch_stats = _apply_training(model, params, batch_stats, lab[..., :1], key)
+  output, batch_stats = _apply_training(model, params, batch_stats, lab[..., :1], key=key)
   return lab, output, lab[:, ::4, ::4, 1:], batch_stats
 
 
@@ -96,3 +97,79 @@ def quarter_ab_regression(model, gray_threshold=5.0):
                                                                                   batch_stats)
 
   return loss_fn
+
+
+# Adversarial objectives on logits: name -> (critic loss(real, fake), generator loss(fake)).
+# 'bce' is the non-saturating GAN (the generator maximizes log D(fake)); 'wgan' and 'wgan_gp'
+# share the Wasserstein objective and differ in how the critic is kept Lipschitz (weight
+# clipping in the step, or gradient_penalty).
+ADVERSARIAL = {
+    'bce': (lambda real, fake: jnp.mean(jax.nn.softplus(-real)) + jnp.mean(jax.nn.softplus(fake)),
+            lambda fake: jnp.mean(jax.nn.softplus(-fake))),
+    'wgan': (lambda real, fake: jnp.mean(fake) - jnp.mean(real), lambda fake: -jnp.mean(fake)),
+}
+ADVERSARIAL['wgan_gp'] = ADVERSARIAL['wgan']
+
+
+def gradient_penalty(critic, real, fake, key):
+  """Gulrajani et al. 2017: mean over examples of (|d critic / d x| - 1)^2 at random points
+  x on the segments between real and fake examples. `critic` maps a batch to one score per
+  example, each depending on its own example only."""
+  mix = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1))
+  points = mix * real + (1.0 - mix) * fake
+  grads = jax.grad(lambda x: jnp.sum(critic(x)))(points)
+  norms = jnp.sqrt(jnp.sum(grads ** 2, axis=tuple(range(1, grads.ndim))) + 1e-12)
+  return jnp.mean((norms - 1.0) ** 2)
+
+
+def yuv_from_uint8(rgb_uint8):
+  return color.rgb_to_yuv(rgb_uint8.astype(jnp.float32) / 255.0)
+
+
+def yuv_gan(generator, discriminator, adversarial='bce', l1_weight=0.0, gp_weight=10.0):
+  """The conditional YUV GAN's (critic_loss_fn, generator_loss_fn).
+
+  Both are (params, batch_stats, other_variables, batch, key) -> (loss, (metrics,
+  batch_stats)), where other_variables are the other network's {'params', 'batch_stats'}.
+  The generator sees Y and uniform noise in [0, 1) (as the write-up); its loss adds
+  `l1_weight` x mean |UV - true UV|. The critic compares real YUV with the generator's
+  (held fixed) samples.
+  """
+  if adversarial not in ADVERSARIAL:
+    raise ValueError(f'adversarial loss {adversarial!r}: use one of {sorted(ADVERSARIAL)}')
+  critic_objective, generator_objective = ADVERSARIAL[adversarial]
+
+  def sample(g_params, g_stats, yuv, key):
+    noise_key, dropout_key = jax.random.split(key)
+    noise = jax.random.uniform(noise_key, (yuv.shape[0], generator.noise_dim))
+    return _apply_training(generator, g_params, g_stats, yuv[..., :1], noise, key=dropout_key)
+
+  def critic_loss_fn(params, batch_stats, g_variables, batch, key):
+    sample_key, penalty_key = jax.random.split(key)
+    real = yuv_from_uint8(batch['rgb'])
+    fake, _ = sample(g_variables['params'], g_variables['batch_stats'], real, sample_key)
+    fake = jax.lax.stop_gradient(fake)
+    # Real and fake in separate passes, so BatchNorm never mixes them in one batch (DCGAN).
+    real_logits, batch_stats = _apply_training(discriminator, params, batch_stats, real, key=key)
+    fake_logits, batch_stats = _apply_training(discriminator, params, batch_stats, fake, key=key)
+    loss = critic_objective(real_logits, fake_logits)
+    metrics = {'d_real': jnp.mean(real_logits), 'd_fake': jnp.mean(fake_logits)}
+    if adversarial == 'wgan_gp':
+      critic = lambda x: discriminator.apply({'params': params, 'batch_stats': batch_stats}, x)
+      metrics['gradient_penalty'] = gradient_penalty(critic, real, fake, penalty_key)
+      loss += gp_weight * metrics['gradient_penalty']
+    return loss, (metrics, batch_stats)
+
+  def generator_loss_fn(params, batch_stats, d_variables, batch, key):
+    real = yuv_from_uint8(batch['rgb'])
+    fake, batch_stats = sample(params, batch_stats, real, key)
+    logits, _ = _apply_training(discriminator, d_variables['params'], d_variables['batch_stats'],
+                                fake, key=key)
+    loss = generator_objective(logits)
+    metrics = {}
+    if l1_weight:
+      metrics['l1'] = jnp.mean(jnp.abs(fake[..., 1:] - real[..., 1:]))
+      loss += l1_weight * metrics['l1']
+    return loss, (metrics, batch_stats)
+
+  return critic_loss_fn, generator_loss_fn

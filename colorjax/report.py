@@ -18,12 +18,19 @@ def mean_std(values, fmt='{:.4g}') -> str:
   return f'{fmt.format(values.mean())} ± {fmt.format(values.std())}'
 
 
+def _displayable(image):
+  """uint8 as is; floats clipped to [0, 1], where colour conversions can overshoot by a
+  rounding error (matplotlib would warn and clip anyway)."""
+  image = np.asarray(image)
+  return image if image.dtype == np.uint8 else np.clip(image, 0.0, 1.0)
+
+
 def save_image_row(path, images, titles, panel_inches=3.0):
   """Images (HxWx3, float in [0, 1] or uint8) side by side with a title each."""
   h, w = images[0].shape[:2]
   fig = Figure(figsize=(panel_inches * len(images), panel_inches * h / w + 0.5))
   for ax, image, title in zip(fig.subplots(1, len(images), squeeze=False)[0], images, titles):
-    ax.imshow(np.asarray(image))
+    ax.imshow(_displayable(image))
     ax.set_title(title, fontsize=10)
     ax.axis('off')
   fig.tight_layout()
@@ -36,7 +43,7 @@ def save_image_grid(path, rows, column_titles, panel_inches=2.0):
   axes = fig.subplots(len(rows), len(column_titles), squeeze=False)
   for r, row in enumerate(rows):
     for c, image in enumerate(row):
-      axes[r, c].imshow(np.asarray(image))
+      axes[r, c].imshow(_displayable(image))
       axes[r, c].axis('off')
       if r == 0:
         axes[r, c].set_title(column_titles[c], fontsize=9)

@@ -6,6 +6,10 @@ already sits on device). `fit` owns everything else: resume from the latest Orba
 checkpoints every `checkpoint_every` steps and at the end, metrics.jsonl, a progress bar, and
 the NaN guard. Batch k and the key of step k are functions of (seed, k), so a run killed at
 any point and started again ends with the same parameters as one never interrupted.
+
+The state is any pytree: TrainState for one network, GanState for a generator and a critic
+(each a Network with its own optimizer state and BatchNorm statistics); fit only checkpoints
+it and checks that its floating-point leaves and the metrics ending in 'loss' stay finite.
 """
 
 import json
@@ -39,28 +43,33 @@ class Diverged(RuntimeError):
   checkpoint was written."""
 
 
-def make_optimizer(optimizer_config) -> optax.GradientTransformation:
-  """`{name: 'adam', learning_rate: 1e-3, ...}` -> optax.adam(learning_rate=1e-3, ...)."""
+def make_optimizer(optimizer_config, field='optimizer') -> optax.GradientTransformation:
+  """`{name: 'adam', learning_rate: 1e-3, ...}` -> optax.adam(learning_rate=1e-3, ...);
+  `field` is where the config holds it, for the error messages."""
   kwargs = dict(optimizer_config)
   name = kwargs.pop('name')
   factory = getattr(optax, name, None)
   if not callable(factory):
     raise UsageError(f"unknown optimizer '{name}': use an optax optimizer name such as "
-                     "'adam', 'adamw', 'sgd' or 'rmsprop' in --config.optimizer.name")
+                     f"'adam', 'adamw', 'sgd' or 'rmsprop' in --config.{field}.name")
   try:
     return factory(**kwargs)
   except TypeError as e:
     raise UsageError(f"optimizer '{name}' rejects its settings ({e}); "
-                     'fix the fields under --config.optimizer') from None
+                     f'fix the fields under --config.{field}') from None
 
 
 def init_state(model, tx, key, sample_input) -> TrainState:
   """Initialize a model's variables and optimizer; pure, so it can be vmapped over keys."""
   init_key, state_key = jax.random.split(key)
-  variables = model.init(init_key, sample_input, train=False)
-  params = variables['params']
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                    batch_stats=variables.get('batch_stats', {}), key=state_key)
+  network = init_network(model, tx, init_key, sample_input)
+  return TrainState(step=jnp.zeros((), jnp.int32), params=network.params,
+                    opt_state=network.opt_state, batch_stats=network.batch_stats, key=state_key)
+
+
+def _apply_gradients(tx, grads, opt_state, params):
+  updates, opt_state = tx.update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state
 
 
 def make_train_step(loss_fn, tx):
@@ -70,10 +79,89 @@ def make_train_step(loss_fn, tx):
     key = jax.random.fold_in(state.key, state.step)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, (metrics, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch, key)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                          opt_state=opt_state, batch_stats=batch_stats)
+    params, opt_state = _apply_gradients(tx, grads, state.opt_state, state.params)
+    state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
+                          batch_stats=batch_stats)
     return state, {'loss': loss, **metrics}
+
+  return train_step
+
+
+@flax.struct.dataclass
+class Network:
+  """One network of a state that trains several, each with its own optimizer."""
+  params: Any
+  opt_state: Any
+  batch_stats: Any
+
+  @property
+  def variables(self):
+    return {'params': self.params, 'batch_stats': self.batch_stats}
+
+
+def init_network(model, tx, key, *sample_inputs) -> Network:
+  variables = model.init(key, *sample_inputs, train=False)
+  params = variables['params']
+  return Network(params=params, opt_state=tx.init(params),
+                 batch_stats=variables.get('batch_stats', {}))
+
+
+@flax.struct.dataclass
+class GanState:
+  step: jax.Array
+  generator: Network
+  discriminator: Network
+  key: jax.Array
+
+
+def make_gan_train_step(critic_loss_fn, generator_loss_fn, critic_tx, generator_tx,
+                        n_critic: int = 1, clip: float | None = None):
+  """(GanState, batch) -> (GanState, metrics): `n_critic` critic updates, then one generator
+  update, in one function (jit it once with shard_train_step).
+
+  The batch is split into `n_critic` parts, so every critic update sees real images of its
+  own, as in WGAN's reference loop; the generator update uses the last part's conditions.
+  The losses are (params, batch_stats, other network's variables, batch, key) -> (loss,
+  (metrics, batch_stats)) (losses.yuv_gan). With `clip`, every critic weight is clipped to
+  [-clip, clip] after each of its updates (WGAN).
+  """
+
+  def update(network, tx, loss_fn, other, batch, key):
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, (metrics, batch_stats)), grads = grad_fn(
+        network.params, network.batch_stats, other.variables, batch, key)
+    params, opt_state = _apply_gradients(tx, grads, network.opt_state, network.params)
+    return Network(params, opt_state, batch_stats), loss, metrics
+
+  def split(x):
+    """(n_critic * b, ...) -> (n_critic, b, ...), part i = examples i, i + n_critic, ...: the
+    examples each device holds stay on it."""
+    if x.shape[0] % n_critic:
+      raise ValueError(f'a batch of {x.shape[0]} does not split into n_critic={n_critic} parts')
+    return x.reshape(x.shape[0] // n_critic, n_critic, *x.shape[1:]).swapaxes(0, 1)
+
+  def train_step(state: GanState, batch):
+    key = jax.random.fold_in(state.key, state.step)
+
+    def critic_update(critic, index, part):
+      critic, loss, metrics = update(critic, critic_tx, critic_loss_fn, state.generator, part,
+                                     jax.random.fold_in(key, index))
+      if clip is not None:
+        critic = critic.replace(params=jax.tree.map(lambda w: jnp.clip(w, -clip, clip),
+                                                    critic.params))
+      return critic, {'d_loss': loss, **metrics}
+
+    parts = jax.tree.map(split, batch)
+    critic, critic_metrics = state.discriminator, []
+    for index in range(n_critic):  # unrolled: under lax.scan, XLA:CPU took 2x as long
+      critic, metrics = critic_update(critic, index, jax.tree.map(lambda x: x[index], parts))
+      critic_metrics.append(metrics)
+    generator, loss, metrics = update(state.generator, generator_tx, generator_loss_fn, critic,
+                                      jax.tree.map(lambda x: x[-1], parts),
+                                      jax.random.fold_in(key, n_critic))
+    state = state.replace(step=state.step + 1, generator=generator, discriminator=critic)
+    critic_metrics = jax.tree.map(lambda *values: jnp.mean(jnp.stack(values)), *critic_metrics)
+    return state, {**critic_metrics, 'g_loss': loss, **metrics}
 
   return train_step
 
@@ -101,7 +189,7 @@ def data_mesh(devices=None) -> Mesh:
   return Mesh(np.asarray(devices if devices is not None else jax.devices()), ('data',))
 
 
-def replicate(state: TrainState, mesh: Mesh) -> TrainState:
+def replicate(state, mesh: Mesh):
   """Place the state on every device of the mesh, as shard_train_step returns it; a state
   left where it was created would make the second step compile again."""
   return jax.device_put(state, NamedSharding(mesh, P()))
@@ -119,8 +207,15 @@ def shard_train_step(train_step, mesh: Mesh):
 
 
 def _all_finite(tree) -> bool:
-  leaves = jax.tree.leaves(tree)
+  """Every floating-point leaf of a state (params, optimizer moments, batch statistics of
+  every network it holds) is finite."""
+  leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
   return bool(jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves])))
+
+
+def _losses(row) -> dict:
+  """The loss entries of a metrics row ('loss', or 'd_loss' and 'g_loss' of a GAN)."""
+  return {k: v for k, v in row.items() if k.endswith('loss')}
 
 
 def check_config_matches(workdir: pathlib.Path, config: ml_collections.ConfigDict,
@@ -212,7 +307,7 @@ def _validate_schedule(num_steps, steps_per_call, checkpoint_every, log_every):
                        f'steps_per_call={steps_per_call}')
 
 
-def fit(*, workdir, state: TrainState, advance: Callable, num_steps: int,
+def fit(*, workdir, state, advance: Callable, num_steps: int,
         steps_per_call: int = 1, checkpoint_every: int = 1000, log_every: int = 100,
         max_to_keep: int = 2, description: str = 'train') -> TrainState:
   """Run `advance(state, step) -> (state, metrics)` until `num_steps`, resumably.
@@ -239,8 +334,9 @@ def fit(*, workdir, state: TrainState, advance: Callable, num_steps: int,
       def flush(end_step):
         rows = [r for first, m in jax.device_get(pending) for r in _rows(first, m, steps_per_call)]
         pending.clear()
-        bad = next((r['step'] for r in rows if not np.all(np.isfinite(r['loss']))), None)
-        if bad is None and not _all_finite(state.params):
+        bad = next((r['step'] for r in rows
+                    if not all(np.all(np.isfinite(v)) for v in _losses(r).values())), None)
+        if bad is None and not _all_finite(state):
           bad = end_step - 1
         if bad is not None:
           last = checkpoints.latest_step()
@@ -249,7 +345,7 @@ def fit(*, workdir, state: TrainState, advance: Callable, num_steps: int,
           raise Diverged(f'loss became NaN or Inf at step {bad}; {kept}. '
                          'Lower the learning rate or check the data, then run again.')
         log.write(rows)
-        bar.set_postfix(loss=f"{np.mean(rows[-1]['loss']):.4g}")
+        bar.set_postfix({k: f'{np.mean(v):.4g}' for k, v in _losses(rows[-1]).items()})
         bar.update(end_step - bar.n)
 
       for step in range(start, num_steps, steps_per_call):

@@ -5,6 +5,7 @@ sweep for the softmax head), and report.md with an image grid and the loss curve
 The report's metrics also go to metrics_eval.json, which the zhang_compare experiment reads.
 """
 
+import functools
 import json
 import os
 import pathlib
@@ -43,8 +44,14 @@ def _decodings(config):
   return {'regression': None}
 
 
-def _make_evaluator(model, bins, prior, config):
-  """jitted (variables, batch) -> ({decoding: batch sums}, {decoding: predicted RGB})."""
+def _shown_decoding(config):
+  """The decoding whose images the sample grid shows: the paper's T = 0.38 when swept."""
+  names = list(_decodings(config))
+  return 'T=0.38' if 'T=0.38' in names else names[0]
+
+
+def _make_evaluator(model, bins, prior, config, variables):
+  """jitted batch -> ({decoding: batch sums}, panels [gray, prediction, truth])."""
   inverse_frequency = jnp.asarray(quantize.rebalancing_weights(prior, mix=0.0), jnp.float32)
   decodings = _decodings(config)
 
@@ -63,9 +70,11 @@ def _make_evaluator(model, bins, prior, config):
       rgb[name] = color.lab_to_rgb(jnp.concatenate([lab[..., :1], ab_pred], axis=-1))
       sums[name] = evaluate.batch_sums(ab_pred, ab_true, rgb[name], rgb_true, batch['mask'],
                                        pixel_weight)
-    return sums, rgb
+    panels = jnp.stack([evaluate.gray_panel(lab), rgb[_shown_decoding(config)], rgb_true], 1)
+    return sums, panels
 
-  return jax.jit(evaluate_batch)
+  return functools.partial(jax.jit(evaluate_batch), variables)  # variables: an argument, not
+                                                                # constants baked into the jit
 
 
 def main(config, workdir):
@@ -102,31 +111,14 @@ def main(config, workdir):
   num_batches = min(config.eval_batches, data.num_eval_batches(
       eval_source.num_examples * jax.process_count(), config.data.eval_batch_size,
       jax.process_count()))
-  evaluator = _make_evaluator(model, bins, prior, config)
-  variables = {'params': state.params, 'batch_stats': state.batch_stats}
-  totals, grid = {}, []
-  for batch in tqdm(data.eval_batches(eval_source, config.data, num_batches),
-                    total=num_batches, desc='evaluate', leave=False):
-    sums, rgb = evaluator(variables, data.to_global(batch, mesh))
-    for name, batch_sums in sums.items():
-      totals[name] = evaluate.add_sums(totals.get(name, {}), batch_sums)
-    grid += _grid_rows(batch, rgb, config, len(grid))
-  metrics = {name: evaluate.summarize(total) for name, total in totals.items()}
+  evaluator = _make_evaluator(model, bins, prior, config,
+                              {'params': state.params, 'batch_stats': state.batch_stats})
+  metrics, grid = evaluate.over_batches(
+      evaluator, data.eval_batches(eval_source, config.data, num_batches), num_batches, mesh,
+      config.report_images)
   (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
   path = _write_report(config, workdir, metrics, grid, train_source, eval_source)
   print(f'report: {path}')
-
-
-def _grid_rows(batch, rgb, config, already):
-  """[gray input, prediction, truth] for the first `report_images` real eval images."""
-  shown = 'T=0.38' if config.head == 'softmax' and 0.38 in config.temperatures else next(
-      iter(rgb))
-  rows = []
-  for i in np.flatnonzero(np.asarray(batch['mask']))[:max(0, config.report_images - already)]:
-    truth = batch['rgb'][i]
-    gray = np.repeat(np.asarray(color.rgb_to_lab(truth / 255.0))[..., :1] / 100.0, 3, axis=-1)
-    rows.append([gray, np.asarray(rgb[shown][i]), truth])
-  return rows
 
 
 def _write_report(config, workdir, metrics, grid, train_source, eval_source):

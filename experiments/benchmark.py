@@ -1,4 +1,4 @@
-"""Speed: tiny-CNN step per conv formulation, Zhang et al. step, and input pipeline alone."""
+"""Speed: tiny-CNN step per conv formulation, Zhang et al. and YUV GAN steps, input pipeline."""
 
 import ml_collections
 
@@ -8,7 +8,7 @@ def get_config():
   config.program = 'benchmark'
   config.image = 'coffee'
   config.sizes = ('400x600', '100x150')  # HxW; 400x600 is the full coffee photo
-  config.formulations = ('taps', 'xla')   # layers.py: unrolled taps (CPU) / lax.conv (cuDNN)
+  config.formulations = ('taps', 'nhwc')  # layers.py: unrolled taps / conv3x3_nhwc
   config.channels = 6
   config.steps = 50                       # timed iterations, after one compiled warm-up call
   config.repeats = 3                      # best of
@@ -23,4 +23,8 @@ def get_config():
   config.zhang_batch_size = 8
   config.zhang_width = 1.0
   config.zhang_steps = 3
+  # Training step of the YUV GAN (critic + generator update), images/s.
+  config.gan_size = 64
+  config.gan_batch_size = 64
+  config.gan_steps = 3
   return config

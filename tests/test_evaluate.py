@@ -82,3 +82,13 @@ def test_padding_is_ignored_and_pixel_weights_rebalance():
   np.testing.assert_allclose(_metrics(ab_pred, ab_true)['auc'], 1 - 0.5 / 8, rtol=1e-6)
   np.testing.assert_allclose(_metrics(ab_pred, ab_true, pixel_weight=weights)['auc_rebalanced'],
                              1 - 0.5 * 7 / 14, rtol=1e-6)
+
+
+def test_diversity_against_a_loop_over_pairs():
+  samples = np.random.default_rng(0).normal(0, 20, (4, 2, 3, 5, 2)).astype(np.float32)
+  pair_means = [np.mean(np.linalg.norm(samples[s] - samples[t], axis=-1), axis=(1, 2))
+                for s in range(4) for t in range(4) if s < t]
+  np.testing.assert_allclose(evaluate.diversity(samples), np.mean(pair_means, axis=0),
+                             rtol=1e-5)
+  identical = np.repeat(samples[:1], 3, axis=0)
+  np.testing.assert_allclose(evaluate.diversity(identical), [0, 0], atol=1e-6)

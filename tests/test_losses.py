@@ -68,3 +68,43 @@ def test_rebalanced_soft_cross_entropy_matches_numpy_reference():
     image_weight = 1.0 if n == 0 else 0.0
     total += image_weight * class_weights[np.argmax(target)] * -(target * log_p).sum()
   np.testing.assert_allclose(ours, total / 8, rtol=1e-4)
+
+
+def test_adversarial_objectives_hand_computed():
+  real, fake = jnp.asarray([2.0, -1.0]), jnp.asarray([0.5, -3.0])
+  sigmoid = lambda x: 1 / (1 + np.exp(-np.asarray(x)))
+  critic, generator = losses.ADVERSARIAL['bce']
+  # BCE: -log D(real) - log(1 - D(fake)); the non-saturating generator: -log D(fake).
+  expected = np.mean(-np.log(sigmoid(real))) + np.mean(-np.log(1 - sigmoid(fake)))
+  np.testing.assert_allclose(critic(real, fake), expected, rtol=1e-6)
+  np.testing.assert_allclose(generator(fake), np.mean(-np.log(sigmoid(fake))), rtol=1e-6)
+  critic, generator = losses.ADVERSARIAL['wgan']
+  np.testing.assert_allclose(critic(real, fake), (0.5 - 3.0) / 2 - (2.0 - 1.0) / 2, rtol=1e-6)
+  np.testing.assert_allclose(generator(fake), 1.25, rtol=1e-6)
+
+
+def test_gradient_penalty_of_a_linear_critic_is_closed_form():
+  """D(x) = <w, x> has gradient w everywhere: the penalty is (|w| - 1)^2 wherever it looks."""
+  w = jnp.asarray(np.random.default_rng(0).normal(size=(4, 4, 3)), jnp.float32)
+  critic = lambda x: jnp.sum(x * w, axis=(1, 2, 3))
+  real, fake = jnp.ones((5, 4, 4, 3)), jnp.zeros((5, 4, 4, 3))
+  penalty = losses.gradient_penalty(critic, real, fake, jax.random.PRNGKey(0))
+  np.testing.assert_allclose(penalty, (np.linalg.norm(w) - 1) ** 2, rtol=1e-5)
+  unit = w / jnp.linalg.norm(w)
+  assert float(losses.gradient_penalty(lambda x: jnp.sum(x * unit, axis=(1, 2, 3)), real, fake,
+                                       jax.random.PRNGKey(0))) < 1e-8
+
+
+def test_l1_term_is_the_mean_uv_error_times_its_weight():
+  from colorjax.models.yuv_gan import Discriminator, Generator
+  generator, discriminator = Generator(), Discriminator()
+  batch = {'rgb': np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), np.uint8)}
+  g_vars = jax.jit(generator.init)(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 1)),
+                                   jnp.zeros((1, 100)))
+  d_vars = jax.jit(discriminator.init)(jax.random.PRNGKey(1), jnp.zeros((1, 16, 16, 3)))
+  key = jax.random.PRNGKey(2)
+  losses_at = {w: jax.jit(losses.yuv_gan(generator, discriminator, 'bce', l1_weight=w)[1])(
+      g_vars['params'], g_vars['batch_stats'], d_vars, batch, key) for w in (0.0, 3.0)}
+  l1 = float(losses_at[3.0][1][0]['l1'])
+  assert l1 > 0
+  np.testing.assert_allclose(losses_at[3.0][0] - losses_at[0.0][0], 3.0 * l1, rtol=1e-5)

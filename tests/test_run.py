@@ -1,11 +1,13 @@
 """run.py end to end, in subprocesses as a user runs it."""
 
+import json
 import pathlib
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -39,6 +41,8 @@ def test_norm_ablation_writes_report_and_figures_and_is_not_retrained(tmp_path):
     (['--experiment=norm_ablation', '--config.image=/no/such.png'], "image '/no/such.png' not"),
     (['--experiment=norm_ablation', '--config.num_steps=15'], 'multiple of steps_per_call'),
     (['--frobnicate'], "unrecognized argument '--frobnicate'"),
+    (['--experiment=yuv_gan:smoke', '--config.data.crop=40'], 'must be a multiple of 16'),
+    (['--experiment=yuv_gan:smoke', '--config.n_critic=3'], 'multiple of --config.n_critic=3'),
 ])
 def test_user_mistakes_exit_2_with_one_line(tmp_path, args, message):
   result = _run(*args, f'--workdir={tmp_path / "w"}')
@@ -96,13 +100,15 @@ def test_benchmark_writes_its_table(tmp_path):
                 '--config.pipeline_examples=8', '--config.pipeline_batch_size=4',
                 '--config.pipeline_batches=2', '--config.zhang_sizes=16x16',
                 '--config.zhang_width=0.0625', '--config.zhang_batch_size=2',
-                '--config.zhang_steps=1')
+                '--config.zhang_steps=1', '--config.gan_size=16', '--config.gan_batch_size=2',
+                '--config.gan_steps=1')
   assert result.returncode == 0, result.stderr
   report = (tmp_path / 'report.md').read_text()
-  assert '| 16x24 | taps |' in report and '| 16x24 | xla |' in report
+  assert '| 16x24 | taps |' in report and '| 16x24 | nhwc |' in report
   for record_format in ('array', 'png', 'jpeg'):
     assert f'| 24x24 | 16x16 | {record_format} |' in report
-  assert '| 16x16 | 2 |' in report  # the Zhang step
+  assert '| 16x16 | 2 |' in report  # the Zhang step and the GAN step
+  assert '## YUV conditional GAN' in report
 
 
 def test_a_corrected_command_runs_after_a_failed_one(tmp_path):
@@ -142,3 +148,18 @@ def test_zhang_without_imagenet_names_the_alternatives(tmp_path):
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1, result.stderr
   assert 'imagenette' in lines[0] and 'samples' in lines[0]
+
+
+def test_yuv_gan_smoke_writes_report_grid_and_curves(tmp_path):
+  result = _run('--experiment=yuv_gan:smoke', f'--workdir={tmp_path}', '--config.num_steps=20',
+                '--config.checkpoint_every=10')
+  assert result.returncode == 0, result.stderr
+  report = (tmp_path / 'report.md').read_text()
+  assert '| diversity |' in report and '![samples](samples.png)' in report
+  metrics = json.loads((tmp_path / 'metrics_eval.json').read_text())['sample 1']
+  assert metrics['diversity'] > 0 and metrics['psnr'] > 0
+  for output in ('samples.png', 'loss_curves.png'):
+    assert (tmp_path / output).stat().st_size > 0
+  rows = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert [row['step'] for row in rows] == list(range(20))
+  assert all(np.isfinite(row['d_loss']) and np.isfinite(row['g_loss']) for row in rows)

@@ -1,0 +1,67 @@
+"""Cao et al. 2017: conditional YUV GAN with multilayer noise, diverse colorizations."""
+
+import ml_collections
+
+from colorjax import configs
+
+VARIANTS = ('wgan', 'wgan_gp', 'smoke')
+
+
+def _adam(learning_rate, b1=0.5, b2=0.999):
+  return ml_collections.ConfigDict(dict(name='adam', learning_rate=learning_rate, b1=b1, b2=b2))
+
+
+def _rmsprop(learning_rate):
+  """PyTorch's RMSprop defaults, which the authors' release ran with."""
+  return ml_collections.ConfigDict(dict(name='rmsprop', learning_rate=learning_rate, decay=0.99,
+                                        eps=1e-8, eps_in_sqrt=False))
+
+
+def get_config(variant=None):
+  """The write-up: BCE, Adam 2e-4 (beta1 0.5), STL-10 at 64x64, batch 64, noise before the
+  first 3 convs. 'wgan': the authors' release (RMSProp D 2e-4 / G 1e-4, clip 0.01, 5 critic
+  updates, noise once); 'wgan_gp': gradient penalty instead of clipping; 'smoke': about a
+  minute on CPU with the bundled photos."""
+  config = ml_collections.ConfigDict()
+  config.program = 'gan'
+  config.adversarial = 'bce'       # bce (non-saturating) | wgan (weight clipping) | wgan_gp
+  config.noise_layers = 3          # noise plane before the first N convs (1 to 5)
+  config.l1_weight = 0.0           # weight of mean |UV - true UV| in the generator loss
+  config.n_critic = 1              # critic updates per generator update, each on 1/n of a batch
+  config.clip = 0.01               # wgan: every critic weight clipped to [-clip, clip]
+  config.gp_weight = 10.0          # wgan_gp: lambda of the gradient penalty
+  config.discriminator_batch_norm = True
+  config.seed = 0
+  # STL-10 train+unlabelled (105,000 images of 96x96), resized to 64x64 (crop = the size).
+  config.data = configs.data_config(source='stl10', crop=64, batch_size=64, eval_batch_size=64)
+  config.generator_optimizer = _adam(2e-4)
+  config.discriminator_optimizer = _adam(2e-4)
+  config.num_steps = 100_000       # about 60 epochs of STL-10 train+unlabelled
+  config.log_every = 100
+  config.checkpoint_every = 5_000
+  config.max_to_keep = 2
+  config.samples = 5               # noise samples per eval image (diversity, grid columns)
+  config.eval_batches = 16
+  config.report_images = 6
+  if variant in ('wgan', 'wgan_gp'):
+    config.adversarial = variant
+    config.n_critic = 5
+    config.data.batch_size = 64 * config.n_critic  # 64 fresh real images per critic update
+  if variant == 'wgan':
+    config.noise_layers = 1
+    config.generator_optimizer = _rmsprop(1e-4)
+    config.discriminator_optimizer = _rmsprop(2e-4)
+  if variant == 'wgan_gp':  # Gulrajani et al.'s settings; no BatchNorm in the critic
+    config.discriminator_batch_norm = False
+    config.generator_optimizer = _adam(1e-4, b1=0.0, b2=0.9)
+    config.discriminator_optimizer = _adam(1e-4, b1=0.0, b2=0.9)
+  if variant == 'smoke':
+    config.data.update(source='samples', crop=32, batch_size=8, eval_batch_size=8,
+                       shuffle_buffer=64)
+    config.num_steps = 40
+    config.log_every = 10
+    config.checkpoint_every = 20
+    config.samples = 3
+    config.eval_batches = 1
+    config.report_images = 4
+  return config

@@ -1,0 +1,74 @@
+"""The GAN train step: both networks learn, data parallelism changes nothing, WGAN clips."""
+
+import jax
+import numpy as np
+import pytest
+
+from colorjax import configs, gan, train
+
+
+def _config(**overrides):
+  config = configs.load_config('yuv_gan:smoke')
+  config.data.crop = 16
+  config.data.batch_size = 8
+  for name, value in overrides.items():
+    setattr(config, name, value)  # replaces a whole optimizer block, where update() merges
+  return config
+
+
+def _batch():
+  return {'rgb': np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), np.uint8)}
+
+
+def _leaves_changed(before, after):
+  return [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before),
+                                                    jax.tree.leaves(after))]
+
+
+def test_one_step_trains_both_networks_identically_on_one_and_four_devices():
+  """With SGD, so parameters compare gradients: Adam's first step is lr x sign(gradient),
+  which turns float rounding in a near-zero gradient into a full step of either sign."""
+  sgd = {'name': 'sgd', 'learning_rate': 0.1}
+  config = _config(generator_optimizer=sgd, discriminator_optimizer=sgd)
+  initial = jax.device_get(gan.init_state(config))  # on the host: the steps donate theirs
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()):
+    mesh = train.data_mesh(devices)
+    step = train.shard_train_step(gan.make_train_step(config), mesh)
+    state, metrics = step(train.replicate(initial, mesh), _batch())
+    results.append((jax.device_get(state), jax.device_get(metrics)))
+  (one, one_metrics), (four, four_metrics) = results
+  assert all(_leaves_changed(initial.generator.params, four.generator.params))
+  assert all(_leaves_changed(initial.discriminator.params, four.discriminator.params))
+  assert int(four.step) == 1
+  for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(four)):
+    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                               atol=1e-5, rtol=0)
+  assert set(four_metrics) >= {'d_loss', 'g_loss', 'd_real', 'd_fake'}
+  np.testing.assert_allclose(one_metrics['g_loss'], four_metrics['g_loss'], rtol=1e-5)
+
+
+@pytest.mark.parametrize('adversarial', ['wgan', 'wgan_gp'])
+def test_wasserstein_variants(adversarial):
+  """wgan: after n_critic updates every critic weight lies in [-clip, clip] (and some did
+  not before, so clipping acted); wgan_gp: no clipping, a finite gradient penalty."""
+  clip = 0.01
+  config = _config(adversarial=adversarial, n_critic=2, clip=clip,
+                   discriminator_batch_norm=adversarial == 'wgan')
+  initial = gan.init_state(config)
+  state, metrics = jax.jit(gan.make_train_step(config))(initial, _batch())
+  critic = jax.tree.leaves(state.discriminator.params)
+  widest_before = max(float(np.max(np.abs(w))) for w in jax.tree.leaves(
+      initial.discriminator.params))
+  widest_after = max(float(np.max(np.abs(w))) for w in critic)
+  if adversarial == 'wgan':
+    assert widest_before > clip and widest_after <= clip
+  else:
+    assert widest_after > clip and np.isfinite(float(metrics['gradient_penalty']))
+  assert all(_leaves_changed(initial.generator.params, state.generator.params))
+
+
+def test_a_batch_that_does_not_split_over_critic_updates_is_refused():
+  with pytest.raises(ValueError, match='n_critic=3'):
+    jax.eval_shape(gan.make_train_step(_config(n_critic=3)), gan.init_state(_config()),
+                   _batch())
