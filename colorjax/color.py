@@ -90,6 +90,10 @@ class LabNorm:
   def denormalize(self, lab_normalized):
     return lab_normalized * self.scale + self.offset
 
+  def denormalize_ab(self, ab_normalized):
+    """A model's normalized ab output -> ab in Lab units."""
+    return ab_normalized * self.scale[1:] + self.offset[1:]
+
 
 def _norm(offset, scale):
   return LabNorm(np.asarray(offset, np.float32), np.asarray(scale, np.float32))

@@ -62,6 +62,9 @@ def batch_sums(ab_pred, ab_true, rgb_pred, rgb_true, mask, pixel_weight=None):
       'ab_pred_sq': jnp.sum(channel_mask * ab_pred ** 2, axis=(0, 1, 2)),
       'ab_true': jnp.sum(channel_mask * ab_true, axis=(0, 1, 2)),
       'ab_true_sq': jnp.sum(channel_mask * ab_true ** 2, axis=(0, 1, 2)),
+      # Variance of ab within each image (mean over a and b): near 0 for a one-colour image.
+      'image_ab_var_pred': jnp.sum(mask * jnp.mean(jnp.var(ab_pred, axis=(1, 2)), axis=-1)),
+      'image_ab_var_true': jnp.sum(mask * jnp.mean(jnp.var(ab_true, axis=(1, 2)), axis=-1)),
   }
 
 
@@ -112,13 +115,16 @@ def summarize(total) -> dict:
       'ab_std_pred': _std(total, 'ab_pred'),
       'ab_std_true': true_std,
       'ab_std_ratio': _std(total, 'ab_pred') / true_std if true_std > 0 else float('nan'),
+      'image_ab_var_pred': float(total['image_ab_var_pred'] / total['images']),
+      'image_ab_var_true': float(total['image_ab_var_true'] / total['images']),
   }
 
 
-def over_batches(evaluator, batches, num_batches, mesh, report_images):
-  """Stream eval batches through a jitted `evaluator(global batch) -> ({name: batch_sums},
+def over_batches(evaluator, batches, num_batches, mesh, report_images, summarize=summarize):
+  """Stream eval batches through a jitted `evaluator(global batch) -> ({name: sums},
   panels (B, columns, H, W, 3))`: ({name: summarize(totals)}, the panels of the first
-  `report_images` real examples, one grid row each)."""
+  `report_images` real examples, one grid row each). The sums are batch_sums, or any sums
+  that `summarize` understands."""
   totals, rows = {}, []
   for batch in tqdm(batches, total=num_batches, desc='evaluate', leave=False):
     sums, panels = evaluator(data.to_global(batch, mesh))

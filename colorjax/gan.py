@@ -9,7 +9,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
-from colorjax import color, data, evaluate, losses, report, train
+from colorjax import color, data, evaluate, losses, report, supervised, train
 from colorjax.errors import UsageError
 from colorjax.models.yuv_gan import GENERATOR_FEATURES, Discriminator, Generator
 
@@ -108,14 +108,8 @@ def main(config, workdir):
                     checkpoint_every=config.checkpoint_every, log_every=config.log_every,
                     max_to_keep=config.max_to_keep, description=f'yuv gan {config.adversarial}')
 
-  eval_source = data.load_source(config.data, 'eval')
-  num_batches = min(config.eval_batches, data.num_eval_batches(
-      eval_source.num_examples * jax.process_count(), config.data.eval_batch_size,
-      jax.process_count()))
-  metrics, grid = evaluate.over_batches(
-      _make_evaluator(config, state.generator.variables),
-      data.eval_batches(eval_source, config.data, num_batches), num_batches, mesh,
-      config.report_images)
+  metrics, grid, eval_source = supervised.evaluate_on_source(
+      config, _make_evaluator(config, state.generator.variables))
   (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
   print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')
 

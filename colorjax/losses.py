@@ -7,6 +7,7 @@ device, from the uint8 RGB the input pipeline ships (DESIGN.md, data flow).
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from colorjax import color, quantize
 
@@ -37,23 +38,59 @@ def colour_weight(lab, threshold):
   return (chroma > threshold).astype(jnp.float32)
 
 
-def ab_regression(model, norm: color.LabNorm, gray_threshold=None):
-  """MSE between predicted and true ab, both in the normalization's own units. With a
-  `gray_threshold`, nearly gray images get weight 0 (colour_weight)."""
+ERRORS = {'squared': jnp.square, 'absolute': jnp.abs}  # MSE or MAE
+
+
+def _mean_over_colour_images(error, lab, gray_threshold):
+  """Mean of a per-pixel error; with a `gray_threshold`, over the images with colour only."""
+  if gray_threshold is None:
+    return jnp.mean(error)
+  weight = colour_weight(lab, gray_threshold)
+  per_example = jnp.mean(error, axis=tuple(range(1, error.ndim)))
+  return jnp.sum(weight * per_example) / jnp.maximum(jnp.sum(weight), 1.0)
+
+
+def ab_regression(model, norm: color.LabNorm, gray_threshold=None, error='squared'):
+  """Mean squared (or absolute) error between predicted and true ab, both in the
+  normalization's own units, from the normalized L. With a `gray_threshold`, nearly gray
+  images get weight 0 (colour_weight)."""
 
   def loss_fn(params, batch_stats, batch, key):
     lab = lab_from_uint8(batch['rgb'])
     normalized = norm.normalize(lab)
-    l_in, ab_true = normalized[..., :1], normalized[..., 1:]
-    ab_pred, batch_stats = _apply_training(model, params, batch_stats, l_in, key=key)
-    squared = (ab_pred - ab_true) ** 2
-    if gray_threshold is None:
-      loss = jnp.mean(squared)
-    else:
-      weight = colour_weight(lab, gray_threshold)
-      per_example = jnp.mean(squared, axis=tuple(range(1, squared.ndim)))
-      loss = jnp.sum(weight * per_example) / jnp.maximum(jnp.sum(weight), 1.0)
+    ab_pred, batch_stats = _apply_training(model, params, batch_stats, normalized[..., :1],
+                                           key=key)
+    loss = _mean_over_colour_images(ERRORS[error](ab_pred - normalized[..., 1:]), lab,
+                                    gray_threshold)
     return loss, ({}, batch_stats)
+
+  return loss_fn
+
+
+def rgb_regression(model, norm: color.LabNorm, gray_threshold=None, error='absolute'):
+  """Gray -> RGB: mean absolute (or squared) error on RGB in [0, 1], from the normalized L."""
+
+  def loss_fn(params, batch_stats, batch, key):
+    lab = lab_from_uint8(batch['rgb'])
+    rgb_pred, batch_stats = _apply_training(model, params, batch_stats,
+                                            norm.normalize(lab)[..., :1], key=key)
+    rgb_true = batch['rgb'].astype(jnp.float32) / 255.0
+    return _mean_over_colour_images(ERRORS[error](rgb_pred - rgb_true), lab,
+                                    gray_threshold), ({}, batch_stats)
+
+  return loss_fn
+
+
+def classification(model, norm: color.LabNorm):
+  """Softmax cross-entropy of the class logits the model gives for the normalized L; the
+  metric 'accuracy' is the top-1 share of the batch."""
+
+  def loss_fn(params, batch_stats, batch, key):
+    l_in = norm.normalize(lab_from_uint8(batch['rgb']))[..., :1]
+    logits, batch_stats = _apply_training(model, params, batch_stats, l_in, key=key)
+    loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']))
+    accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == batch['label'])
+    return loss, ({'accuracy': accuracy}, batch_stats)
 
   return loss_fn
 

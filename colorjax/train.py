@@ -12,6 +12,7 @@ The state is any pytree: TrainState for one network, GanState for a generator an
 it and checks that its floating-point leaves and the metrics ending in 'loss' stay finite.
 """
 
+import inspect
 import json
 import pathlib
 from typing import Any, Callable
@@ -53,6 +54,9 @@ def make_optimizer(optimizer_config, field='optimizer') -> optax.GradientTransfo
     raise UsageError(f"unknown optimizer '{name}': use an optax optimizer name such as "
                      f"'adam', 'adamw', 'sgd' or 'rmsprop' in --config.{field}.name")
   try:
+    if 'weight_decay' in kwargs and 'weight_decay' not in inspect.signature(factory).parameters:
+      # PyTorch's coupled weight decay (SGD's weight_decay): wd * params added to the gradient.
+      return optax.chain(optax.add_decayed_weights(kwargs.pop('weight_decay')), factory(**kwargs))
     return factory(**kwargs)
   except TypeError as e:
     raise UsageError(f"optimizer '{name}' rejects its settings ({e}); "

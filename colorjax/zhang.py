@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from colorjax import color, data, evaluate, losses, quantize, report, train
+from colorjax import color, data, evaluate, losses, quantize, report, supervised, train
 from colorjax.errors import UsageError
 from colorjax.models.zhang import ZhangNet
 
@@ -80,42 +80,26 @@ def _make_evaluator(model, bins, prior, config, variables):
 def main(config, workdir):
   if config.head not in ('softmax', 'regression'):
     raise UsageError(f"--config.head={config.head!r}: use 'softmax' or 'regression'")
+  if config.data.crop % 8:
+    raise UsageError(f'--config.data.crop={config.data.crop} must be a multiple of 8 (the '
+                     'network works at 1/8 resolution)')
   workdir = pathlib.Path(workdir)
-  mesh = train.data_mesh()
   train_source = data.load_source(config.data, 'train')
   bins = quantize.load_bins(config.bins)
-  prior = _prior(config, workdir, train_source, bins, mesh)
+  prior = _prior(config, workdir, train_source, bins, train.data_mesh())
 
   model = ZhangNet(len(bins) if config.head == 'softmax' else 2, config.width)
-  tx = train.make_optimizer(config.optimizer)
   if config.head == 'softmax':
     loss_fn = losses.rebalanced_soft_cross_entropy(
         model, bins, quantize.rebalancing_weights(prior, config.rebalance_mix),
         config.data.gray_threshold)
   else:
     loss_fn = losses.quarter_ab_regression(model, config.data.gray_threshold)
-  crop = config.data.crop
-  if crop % 8:
-    raise UsageError(f'--config.data.crop={crop} must be a multiple of 8 (the network works '
-                     'at 1/8 resolution)')
-  state = train.replicate(train.init_state(model, tx, jax.random.PRNGKey(config.seed),
-                                           jnp.zeros((1, crop, crop, 1))), mesh)
-  step = train.shard_train_step(train.make_train_step(loss_fn, tx), mesh)
-  advance = train.advance_with_batches(step, lambda start: data.prefetch_to_device(
-      data.train_batches(train_source, config.data, start), mesh))
-  state = train.fit(workdir=workdir, state=state, advance=advance, num_steps=config.num_steps,
-                    checkpoint_every=config.checkpoint_every, log_every=config.log_every,
-                    max_to_keep=config.max_to_keep, description=f'zhang {config.head}')
-
-  eval_source = data.load_source(config.data, 'eval')
-  num_batches = min(config.eval_batches, data.num_eval_batches(
-      eval_source.num_examples * jax.process_count(), config.data.eval_batch_size,
-      jax.process_count()))
-  evaluator = _make_evaluator(model, bins, prior, config,
-                              {'params': state.params, 'batch_stats': state.batch_stats})
-  metrics, grid = evaluate.over_batches(
-      evaluator, data.eval_batches(eval_source, config.data, num_batches), num_batches, mesh,
-      config.report_images)
+  state = supervised.fit_network(config, workdir, model, loss_fn,
+                                 supervised.sample_input(config), source=train_source,
+                                 description=f'zhang {config.head}')
+  metrics, grid, eval_source = supervised.evaluate_on_source(
+      config, _make_evaluator(model, bins, prior, config, supervised.variables(state)))
   (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
   path = _write_report(config, workdir, metrics, grid, train_source, eval_source)
   print(f'report: {path}')

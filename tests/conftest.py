@@ -15,5 +15,9 @@ import tempfile
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=4').strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-os.environ['JAX_COMPILATION_CACHE_DIR'] = tempfile.mkdtemp(prefix='colorjax-test-xla-cache-')
+# pytest-xdist workers share the cache of their run (one id per `pytest -n` invocation).
+_RUN_ID = os.environ.get('PYTEST_XDIST_TESTRUNUID')
+os.environ['JAX_COMPILATION_CACHE_DIR'] = (
+    os.path.join(tempfile.gettempdir(), f'colorjax-test-xla-cache-{_RUN_ID}') if _RUN_ID
+    else tempfile.mkdtemp(prefix='colorjax-test-xla-cache-'))
 os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0.5'

@@ -1,6 +1,5 @@
 """Input pipelines: every source, determinism, resume, host slices, eval padding, sharding."""
 
-import jax
 import numpy as np
 import PIL.Image
 import pytest

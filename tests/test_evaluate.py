@@ -92,3 +92,16 @@ def test_diversity_against_a_loop_over_pairs():
                              rtol=1e-5)
   identical = np.repeat(samples[:1], 3, axis=0)
   np.testing.assert_allclose(evaluate.diversity(identical), [0, 0], atol=1e-6)
+
+
+def test_per_image_ab_variance_against_numpy_and_padding_ignored():
+  rng = np.random.default_rng(1)
+  ab_true = rng.normal(0, 30, (3, 4, 5, 2)).astype(np.float32)
+  ab_pred = np.broadcast_to(rng.normal(0, 30, (3, 1, 1, 2)), ab_true.shape).astype(np.float32)
+  rgb = np.zeros((3, 4, 5, 3), np.float32)
+  mask = np.asarray([1.0, 1.0, 0.0], np.float32)
+  metrics = evaluate.summarize(evaluate.add_sums({}, evaluate.batch_sums(
+      ab_pred, ab_true, rgb, rgb, mask)))
+  expected_true = np.mean([ab_true[i].reshape(-1, 2).var(axis=0).mean() for i in range(2)])
+  np.testing.assert_allclose(metrics['image_ab_var_true'], expected_true, rtol=1e-5)
+  assert metrics['image_ab_var_pred'] < 1e-6  # one colour per image: no variance

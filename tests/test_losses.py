@@ -1,5 +1,6 @@
 """Loss pieces against hand-computed cases."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -108,3 +109,48 @@ def test_l1_term_is_the_mean_uv_error_times_its_weight():
   l1 = float(losses_at[3.0][1][0]['l1'])
   assert l1 > 0
   np.testing.assert_allclose(losses_at[3.0][0] - losses_at[0.0][0], 3.0 * l1, rtol=1e-5)
+
+
+class _Constant(nn.Module):
+  """A 'model' whose output is a parameter: the loss can be computed by hand."""
+  value: tuple
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    value = self.param('value', lambda _: jnp.asarray(self.value, jnp.float32))
+    return jnp.broadcast_to(value, x.shape[:-1] + value.shape)
+
+
+def test_mae_and_classification_losses_hand_computed():
+  rgb = np.zeros((2, 2, 2, 3), np.uint8)
+  rgb[1] = 255  # one black and one white image
+  batch = {'rgb': rgb, 'label': np.asarray([0, 2])}
+  norm, key = color.NORMALIZATIONS['shifted'], jax.random.PRNGKey(0)
+  model = _Constant((0.25, 0.5, 1.0))
+  params = {'value': jnp.asarray((0.25, 0.5, 1.0))}
+  expected = np.mean(np.abs(np.asarray([0.25, 0.5, 1.0]) - rgb[..., None, :] / 255.0))
+  loss, _ = losses.rgb_regression(model, norm)(params, {}, batch, key)
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  # Black and white have ab = 0, i.e. 128 / 255 in the shifted normalization.
+  model = _Constant((0.25, 0.75))
+  params = {'value': jnp.asarray((0.25, 0.75))}
+  loss, _ = losses.ab_regression(model, norm, error='absolute')(params, {}, batch, key)
+  np.testing.assert_allclose(loss, np.mean(np.abs(np.asarray([0.25, 0.75]) - 128 / 255)),
+                             atol=1e-4)
+  logits = np.asarray([2.0, 0.0, -1.0])
+  model, params = _Constant(tuple(logits)), {'inner': {'value': jnp.asarray(logits)}}
+  flat = {'rgb': rgb[:, :1, :1].reshape(2, 1, 1, 3), 'label': batch['label']}
+  classify = lambda p, b: losses.classification(_Flatten(model), norm)(p, {}, b, key)
+  loss, (metrics, _) = classify(params, flat)
+  log_softmax = logits - np.log(np.sum(np.exp(logits)))
+  np.testing.assert_allclose(loss, -(log_softmax[0] + log_softmax[2]) / 2, rtol=1e-5)
+  np.testing.assert_allclose(metrics['accuracy'], 0.5)
+
+
+class _Flatten(nn.Module):
+  """(N, 1, 1, C) -> (N, C) logits, as a classifier gives."""
+  inner: nn.Module
+
+  @nn.compact
+  def __call__(self, x, train=False):
+    return self.inner(x, train)[:, 0, 0]

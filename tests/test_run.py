@@ -43,6 +43,10 @@ def test_norm_ablation_writes_report_and_figures_and_is_not_retrained(tmp_path):
     (['--frobnicate'], "unrecognized argument '--frobnicate'"),
     (['--experiment=yuv_gan:smoke', '--config.data.crop=40'], 'must be a multiple of 16'),
     (['--experiment=yuv_gan:smoke', '--config.n_critic=3'], 'multiple of --config.n_critic=3'),
+    (['--experiment=unet_portrait', '--config.data.source=npz:/no/pfcn_small.npz'],
+     "portrait data '/no/pfcn_small.npz' not found: save the PFCN portraits"),
+    (['--experiment=flowers_resnet:smoke', '--config.colorizer.data.crop=48'],
+     'must be a multiple of 32'),
 ])
 def test_user_mistakes_exit_2_with_one_line(tmp_path, args, message):
   result = _run(*args, f'--workdir={tmp_path / "w"}')
@@ -163,3 +167,31 @@ def test_yuv_gan_smoke_writes_report_grid_and_curves(tmp_path):
   rows = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [row['step'] for row in rows] == list(range(20))
   assert all(np.isfinite(row['d_loss']) and np.isfinite(row['g_loss']) for row in rows)
+
+
+def test_unet_portrait_smoke_compares_both_tasks(tmp_path):
+  result = _run('--experiment=unet_portrait:smoke', f'--workdir={tmp_path}',
+                '--config.num_steps=10', '--config.checkpoint_every=10',
+                '--config.data.crop=32', '--config.data.batch_size=4')
+  assert result.returncode == 0, result.stderr
+  report = (tmp_path / 'report.md').read_text()
+  assert '| gray -> RGB |' in report and '| L -> ab |' in report
+  assert 'beats gray -> RGB on' in report
+  for output in ('samples.png', 'loss_curves.png', 'gray2rgb/metrics.jsonl',
+                 'l2ab/metrics.jsonl'):
+    assert (tmp_path / output).stat().st_size > 0
+
+
+def test_flowers_resnet_smoke_runs_all_three_stages(tmp_path):
+  steps = [f'--config.{stage}.{key}={value}' for stage in ('classifier', 'colorizer')
+           for key, value in (('num_steps', 10), ('checkpoint_every', 10),
+                              ('data.batch_size', 4))]
+  result = _run('--experiment=flowers_resnet:smoke', f'--workdir={tmp_path}', *steps)
+  assert result.returncode == 0, result.stderr
+  report = (tmp_path / 'report.md').read_text()
+  assert 'validation top-1 accuracy' in report
+  assert '| pretrained |' in report and '| scratch |' in report
+  metrics = json.loads((tmp_path / 'metrics_eval.json').read_text())
+  assert 0.0 <= metrics['classifier_top1'] <= 1.0
+  for stage in ('classifier', 'pretrained', 'scratch'):
+    assert list((tmp_path / stage / 'checkpoints').glob('[0-9]*'))

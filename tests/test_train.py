@@ -177,3 +177,14 @@ def test_training_on_the_pipeline_resumes_with_the_same_batches(tmp_path, caplog
   resumed = _fit_on_pipeline(tmp_path / 'resumed')
   for a, b in zip(jax.tree.leaves(unbroken.params), jax.tree.leaves(resumed.params)):
     assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_sgd_weight_decay_is_pytorchs_coupled_decay():
+  """PyTorch SGD(lr, momentum=m, nesterov=True, weight_decay=wd), first step: d = g + wd*p,
+  buffer = d, update = d + m * buffer, p' = p - lr * (1 + m) * d."""
+  tx = train.make_optimizer({'name': 'sgd', 'learning_rate': 0.1, 'momentum': 0.9,
+                             'nesterov': True, 'weight_decay': 0.01})
+  params, grads = jnp.asarray([2.0, -1.0]), jnp.asarray([0.5, 0.25])
+  updates, _ = tx.update(grads, tx.init(params), params)
+  d = np.asarray([0.5 + 0.01 * 2.0, 0.25 - 0.01 * 1.0])
+  np.testing.assert_allclose(params + updates, np.asarray(params) - 0.1 * 1.9 * d, rtol=1e-6)

@@ -1,0 +1,64 @@
+"""The U-Net of the portrait-colorization write-up: gray -> RGB or L -> ab, any input size.
+
+Encoder levels of two conv3x3-BN-ReLU at 16, 32, 64, 128 channels, each followed by a 2x2
+max-pool and dropout (after the pooling, where the Keras original puts it); a 256-channel
+bottleneck at 1/16 resolution; decoder levels of a 2x2 stride-2 transposed conv,
+concatenation with the skip of the same level and two conv3x3-BN-ReLU; a 1x1 conv and a
+sigmoid give the outputs in [0, 1].
+
+The four poolings need sides divisible by 16, and the write-up's portraits are 100x75. So the
+input is padded at the bottom and right by reflection and the output cropped back: mirrored
+image content keeps the border statistics of a photo, where zero padding would add a black
+frame and edge padding constant streaks, both of which the border convs and BatchNorm would
+see. Reflection works for any side, even one pixel (jnp.pad reflects repeatedly).
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from colorjax.models.layers import Conv3x3
+
+
+class DoubleConv(nn.Module):
+  """Two conv3x3-BN-ReLU: one level of the encoder or the decoder.
+
+  The convs have no bias: the BatchNorm right after each one has its own shift. Conv3x3 is
+  nn.Conv's 3x3 SAME convolution with a faster gradient on CPU (layers.py).
+  """
+  features: int
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    for _ in range(2):
+      x = Conv3x3(self.features, use_bias=False)(x)
+      x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+    return x
+
+
+class UNet(nn.Module):
+  """NHWC (any H, W, channels) -> (N, H, W, out_channels) in [0, 1].
+
+  `features` lists the encoder levels, the last one the bottleneck.
+  """
+  out_channels: int
+  features: tuple = (16, 32, 64, 128, 256)
+  dropout: float = 0.1
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    height, width = x.shape[1:3]
+    multiple = 2 ** (len(self.features) - 1)
+    x = jnp.pad(x, ((0, 0), (0, -height % multiple), (0, -width % multiple), (0, 0)),
+                mode='reflect')
+    skips = []
+    for features in self.features[:-1]:
+      x = DoubleConv(features)(x, train)
+      skips.append(x)
+      x = nn.max_pool(x, (2, 2), strides=(2, 2))
+      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+    x = DoubleConv(self.features[-1])(x, train)
+    for features, skip in zip(reversed(self.features[:-1]), reversed(skips)):
+      x = nn.ConvTranspose(features, (2, 2), strides=(2, 2))(x)
+      x = DoubleConv(features)(jnp.concatenate([x, skip], axis=-1), train)
+    x = nn.sigmoid(nn.Conv(self.out_channels, (1, 1))(x))
+    return x[:, :height, :width]

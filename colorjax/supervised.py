@@ -1,0 +1,62 @@
+"""Train one network on a data source and evaluate it: what the single-network programs share.
+
+A stage config holds `data` (configs.data_config), `optimizer`, `seed`, `num_steps` or
+`epochs`, `checkpoint_every`, `log_every`, `max_to_keep`, `eval_batches` and `report_images`.
+A program may run several stages, each in its own workdir.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from colorjax import data, evaluate, train
+
+
+def num_steps(stage, source) -> int:
+  """`stage.epochs` passes over the training split when set (> 0), else `stage.num_steps`."""
+  if stage.get('epochs', 0) <= 0:
+    return stage.num_steps
+  examples = source.num_examples * jax.process_count()
+  return max(1, math.ceil(stage.epochs * examples / stage.data.batch_size))
+
+
+def fit_network(stage, workdir, model, loss_fn, sample_input, *, source=None, init=None,
+                description='train') -> train.TrainState:
+  """Data-parallel training of `model` on loss_fn, resumable in `workdir`. `init(state)` may
+  change the fresh state before training (e.g. load a pretrained encoder); a resumed run
+  restores its checkpoint instead."""
+  mesh = train.data_mesh()
+  source = source or data.load_source(stage.data, 'train')
+  tx = train.make_optimizer(stage.optimizer)
+  state = train.init_state(model, tx, jax.random.PRNGKey(stage.seed), sample_input)
+  if init is not None:
+    state = init(state)
+  step = train.shard_train_step(train.make_train_step(loss_fn, tx), mesh)
+  advance = train.advance_with_batches(step, lambda start: data.prefetch_to_device(
+      data.train_batches(source, stage.data, start), mesh))
+  return train.fit(workdir=workdir, state=train.replicate(state, mesh), advance=advance,
+                   num_steps=num_steps(stage, source), checkpoint_every=stage.checkpoint_every,
+                   log_every=stage.log_every, max_to_keep=stage.max_to_keep,
+                   description=description)
+
+
+def evaluate_on_source(stage, evaluator, summarize=evaluate.summarize):
+  """Run `evaluator(global batch) -> ({name: sums}, panels)` over the eval split (at most
+  `stage.eval_batches` batches): ({name: summarize(totals)}, grid rows, eval source)."""
+  source = data.load_source(stage.data, 'eval')
+  num_batches = min(stage.eval_batches, data.num_eval_batches(
+      source.num_examples * jax.process_count(), stage.data.eval_batch_size,
+      jax.process_count()))
+  metrics, grid = evaluate.over_batches(
+      evaluator, data.eval_batches(source, stage.data, num_batches), num_batches,
+      train.data_mesh(), stage.report_images, summarize)
+  return metrics, grid, source
+
+
+def variables(state: train.TrainState) -> dict:
+  return {'params': state.params, 'batch_stats': state.batch_stats}
+
+
+def sample_input(stage, channels=1):
+  return jnp.zeros((1, stage.data.crop, stage.data.crop, channels))

@@ -1,0 +1,47 @@
+"""ResNet-18 colorizer with its encoder pretrained as a Flowers-102 classifier, vs scratch."""
+
+import ml_collections
+
+from colorjax import configs
+
+VARIANTS = ('smoke',)
+
+
+def _stage(data, optimizer, epochs):
+  stage = ml_collections.ConfigDict()
+  stage.data = data
+  stage.optimizer = ml_collections.ConfigDict(optimizer)
+  stage.seed = 0
+  stage.epochs = epochs            # overrides num_steps when > 0
+  stage.num_steps = 0
+  stage.log_every = 10
+  stage.checkpoint_every = 500
+  stage.max_to_keep = 2
+  stage.eval_batches = 100
+  stage.report_images = 6
+  return stage
+
+
+def get_config(variant=None):
+  """The write-up: oxford_flowers102 at 224x224, classifier first; colorizer with SGD lr 0.01,
+  momentum 0.9, Nesterov, weight decay 1e-5, batch 32, 30 epochs, MSE. 'smoke': all three
+  stages on the bundled photos (their index as the label) in about a minute."""
+  config = ml_collections.ConfigDict()
+  config.program = 'flowers'
+  config.num_classes = 102
+  flowers = configs.data_config(source='oxford_flowers102', crop=224, batch_size=32,
+                                eval_batch_size=32)
+  # The write-up gives no classifier settings; Adam with a decaying step size is a safe choice.
+  config.classifier = _stage(flowers, dict(name='adam', learning_rate=1e-3), epochs=60)
+  config.colorizer = _stage(flowers, dict(name='sgd', learning_rate=0.01, momentum=0.9,
+                                          nesterov=True, weight_decay=1e-5), epochs=30)
+  if variant == 'smoke':
+    for stage in (config.classifier, config.colorizer):
+      stage.data.update(source='samples', crop=32, batch_size=8, eval_batch_size=8,
+                        shuffle_buffer=64)
+      stage.epochs = 0
+      stage.num_steps = 20
+      stage.checkpoint_every = 20
+      stage.eval_batches = 1
+      stage.report_images = 4
+  return config
