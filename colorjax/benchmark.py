@@ -141,9 +141,13 @@ def main(config, workdir):
           flush=True)
     zhang_rows.append([f'{h}x{w}', config.zhang_batch_size, f'{rate:.2f}',
                        f'{1e3 * config.zhang_batch_size / rate:.0f}'])
-  gan_rate = _gan_images_per_second(config)
-  print(f'YUV GAN train step, {config.gan_size}x{config.gan_size}: {gan_rate:.1f} images/s',
-        flush=True)
+  gan_rows = []
+  if config.gan_size:
+    rate = _gan_images_per_second(config)
+    print(f'YUV GAN train step, {config.gan_size}x{config.gan_size}: {rate:.1f} images/s',
+          flush=True)
+    gan_rows.append([f'{config.gan_size}x{config.gan_size}', config.gan_batch_size,
+                     f'{rate:.1f}', f'{1e3 * config.gan_batch_size / rate:.0f}'])
   pipeline_rows = []
   for case in config.pipeline_cases:
     source_size, crop = _size(case.replace(':', 'x'))
@@ -169,9 +173,7 @@ def main(config, workdir):
       '## YUV conditional GAN',
       f'One step = one critic and one generator update (the `yuv_gan` default: BCE, Adam); '
       f'{config.gan_steps} jitted steps after one compiling step.',
-      report.markdown_table(['size', 'batch', 'images/s', 'ms/step'], [[
-          f'{config.gan_size}x{config.gan_size}', config.gan_batch_size, f'{gan_rate:.1f}',
-          f'{1e3 * config.gan_batch_size / gan_rate:.0f}']]),
+      report.markdown_table(['size', 'batch', 'images/s', 'ms/step'], gan_rows),
       '## Input pipeline',
       f'Training batches of {config.pipeline_batch_size} (shuffle, random crop, flip, batch) '
       f'from {config.pipeline_examples} distinct images, records held as decoded arrays or '

@@ -24,7 +24,7 @@ def get_config():
   config.zhang_width = 1.0
   config.zhang_steps = 3
   # Training step of the YUV GAN (critic + generator update), images/s.
-  config.gan_size = 64
+  config.gan_size = 64                    # 0 skips the GAN
   config.gan_batch_size = 64
   config.gan_steps = 3
   return config
