@@ -9,7 +9,6 @@
 import json
 import pathlib
 
-import jax
 import jax.numpy as jnp
 
 from colorjax import color, evaluate, losses, report, supervised, train
@@ -42,10 +41,9 @@ def _classifier(config, workdir):
     counts = {'correct': jnp.sum(batch['mask'] * correct), 'images': jnp.sum(batch['mask'])}
     return {'top-1': counts}, jnp.zeros((batch['rgb'].shape[0], 0))
 
-  jitted = jax.jit(evaluate_batch)
-  variables = supervised.variables(state)
-  totals = supervised.evaluate_on_source(stage, lambda batch: jitted(variables, batch),
-                                         summarize=lambda t: float(t['correct'] / t['images']))
+  totals = supervised.evaluate_on_source(
+      stage, supervised.jit_with(evaluate_batch, supervised.variables(state)),
+      summarize=lambda t: float(t['correct'] / t['images']))
   return state, totals[0]['top-1']
 
 
@@ -72,8 +70,7 @@ def _make_evaluator(variables_by_run):
       predictions.append(rgb)
     return sums, jnp.stack([evaluate.gray_panel(lab), *predictions, rgb_true], axis=1)
 
-  jitted = jax.jit(evaluate_batch)
-  return lambda batch: jitted(variables_by_run, batch)
+  return supervised.jit_with(evaluate_batch, variables_by_run)
 
 
 def main(config, workdir):

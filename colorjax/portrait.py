@@ -7,7 +7,6 @@ network must predict.
 import json
 import pathlib
 
-import jax
 import jax.numpy as jnp
 
 from colorjax import color, evaluate, losses, report, supervised, train
@@ -54,8 +53,7 @@ def _make_evaluator(config, variables_by_task):
     panels = jnp.stack([evaluate.gray_panel(lab), *predictions, rgb_true], axis=1)
     return sums, panels
 
-  jitted = jax.jit(evaluate_batch)
-  return lambda batch: jitted(variables_by_task, batch)
+  return supervised.jit_with(evaluate_batch, variables_by_task)
 
 
 def main(config, workdir):

@@ -54,6 +54,13 @@ def evaluate_on_source(stage, evaluator, summarize=evaluate.summarize):
   return metrics, grid, source
 
 
+def jit_with(evaluate_batch, variables):
+  """jit `evaluate_batch(variables, batch)` and bind the variables: they reach the compiled
+  function as an argument, not as constants compiled into it."""
+  jitted = jax.jit(evaluate_batch)
+  return lambda batch: jitted(variables, batch)
+
+
 def variables(state: train.TrainState) -> dict:
   return {'params': state.params, 'batch_stats': state.batch_stats}
 

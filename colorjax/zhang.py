@@ -5,7 +5,6 @@ sweep for the softmax head), and report.md with an image grid and the loss curve
 The report's metrics also go to metrics_eval.json, which the zhang_compare experiment reads.
 """
 
-import functools
 import json
 import os
 import pathlib
@@ -73,8 +72,7 @@ def _make_evaluator(model, bins, prior, config, variables):
     panels = jnp.stack([evaluate.gray_panel(lab), rgb[_shown_decoding(config)], rgb_true], 1)
     return sums, panels
 
-  return functools.partial(jax.jit(evaluate_batch), variables)  # variables: an argument, not
-                                                                # constants baked into the jit
+  return supervised.jit_with(evaluate_batch, variables)
 
 
 def main(config, workdir):
