@@ -2,9 +2,9 @@
 
 `python run.py --list` lists the experiments. Running the same command again resumes from the
 latest checkpoint in the workdir; a finished run only rewrites its report.
+`python run.py colorize --workdir=DIR PATH ...` colorizes image files with a trained run.
 """
 
-import argparse
 import importlib
 import os
 import pathlib
@@ -14,18 +14,14 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # tensorflow's start-up chat
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')  # ... and its oneDNN notice
 
 from colorjax import configs  # noqa: E402  (after the environment is set)
-from colorjax.errors import UsageError  # noqa: E402
-
-
-class _Parser(argparse.ArgumentParser):
-
-  def error(self, message):
-    raise UsageError(f'{message}; usage: python run.py --experiment=NAME[:VARIANT] '
-                     '[--config.key=value ...] [--workdir=DIR] | --list')
+from colorjax.errors import ArgumentParser, UsageError  # noqa: E402
 
 
 def _parse_args(argv):
-  parser = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+  parser = ArgumentParser(
+      description=__doc__.splitlines()[0], allow_abbrev=False,
+      usage='python run.py --experiment=NAME[:VARIANT] [--config.key=value ...] '
+            '[--workdir=DIR] | --list | colorize --help')
   parser.add_argument('--experiment', help='an experiment module in experiments/')
   parser.add_argument('--workdir', help='where checkpoints and the report go '
                       '(default runs/<experiment>)')
@@ -43,6 +39,9 @@ def _parse_args(argv):
 
 
 def main(argv):
+  if argv[:1] == ['colorize']:
+    from colorjax import colorize
+    return colorize.main(argv[1:])
   args, overrides = _parse_args(argv)
   if args.list:
     for name, description in configs.list_experiments().items():

@@ -20,12 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from colorjax import color, evaluate, images, losses, report, train
+from colorjax import color, colorize, evaluate, images, losses, report, train
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
 
 
-def _runs(config):
+def list_runs(config):
+  """The (scheme, seed) pairs, in the order of the state's leading axis."""
   unknown = [s for s in config.schemes if s not in color.NORMALIZATIONS]
   if unknown:
     raise UsageError(f"unknown normalization scheme(s) {', '.join(unknown)}: choose from "
@@ -39,6 +40,13 @@ def _stack(trees):
   return jax.tree.map(lambda *xs: np.stack(xs), *trees)
 
 
+def init_states(model, tx, runs):
+  """Every run's fresh TrainState, stacked along a leading run axis."""
+  keys = jnp.stack([jax.random.PRNGKey(seed) for _, seed in runs])
+  l_sample = jnp.zeros((1, 8, 8, 1), jnp.float32)  # the tiny CNN's weights fit any size
+  return jax.vmap(lambda key: train.init_state(model, tx, key, l_sample))(keys)
+
+
 def _reconstruct(model, params, norm, rgb_uint8):
   """Colorize with one run's params; returns (loss in the scheme's units, RGB in [0, 1])."""
   l_in, ab_true = losses.split_lab(rgb_uint8, norm)
@@ -48,7 +56,7 @@ def _reconstruct(model, params, norm, rgb_uint8):
 
 
 def main(config, workdir):
-  runs = _runs(config)
+  runs = list_runs(config)
   image = images.load_image(config.image, config.image_scale)
   model = TinyCNN(channels=config.channels)
   tx = train.make_optimizer(config.optimizer)
@@ -58,10 +66,7 @@ def main(config, workdir):
   per_run = NamedSharding(mesh, P('data'))
   batch = jax.device_put({'rgb': image[None]}, NamedSharding(mesh, P()))
   norms = jax.device_put(_stack([color.NORMALIZATIONS[s] for s, _ in runs]), per_run)
-  keys = jnp.stack([jax.random.PRNGKey(seed) for _, seed in runs])
-  l_sample = jnp.zeros((1, *image.shape[:2], 1), jnp.float32)
-  state = jax.jit(jax.vmap(lambda k: train.init_state(model, tx, k, l_sample)),
-                  out_shardings=per_run)(keys)
+  state = jax.jit(lambda: init_states(model, tx, runs), out_shardings=per_run)()
 
   def run_step(state, norm, batch):
     return train.make_train_step(losses.ab_regression(model, norm), tx)(state, batch)
@@ -93,6 +98,26 @@ def main(config, workdir):
   }
   path = _write_report(config, workdir, runs, image, rgb_pred, results, seconds, mesh.size)
   print(f'report: {path}')
+
+
+def colorizer(config, workdir, options) -> colorize.Trained:
+  """The first seed's run of one scheme (--network=SCHEME; default `unit`), working at the
+  size of the photo it learned from."""
+  runs = list_runs(config)
+  scheme = colorize.choose(options, list(config.schemes),
+                           'unit' if 'unit' in config.schemes else config.schemes[0])
+  index = runs.index((scheme, config.seeds[0]))
+  norm = color.NORMALIZATIONS[scheme]
+  model = TinyCNN(channels=config.channels)
+
+  def predict(state, lab, keys):
+    params = jax.tree.map(lambda x: x[index], state.params)
+    ab = norm.denormalize_ab(model.apply({'params': params}, norm.normalize(lab)[..., :1]))
+    return ab[None]
+
+  return colorize.Trained(
+      workdir, lambda: init_states(model, train.make_optimizer(config.optimizer), runs),
+      predict, images.load_image(config.image, config.image_scale).shape[:2])
 
 
 def _write_report(config, workdir, runs, image, rgb_pred, results, seconds, num_devices):

@@ -6,6 +6,7 @@ constants follow scikit-image, the reference the tests hold these functions to.
 """
 
 import flax.struct
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -49,19 +50,47 @@ def rgb_to_lab(rgb):
   return jnp.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 
 
-def lab_to_rgb(lab):
-  """Lab -> sRGB, clipped to [0, 1] exactly as scikit-image clips out-of-gamut colours."""
-  lab = _float(lab)
+def _lab_to_linear_rgb(lab):
+  """Lab -> linear sRGB, unclipped: outside [0, 1] where the colour is out of gamut."""
   fy = (lab[..., 0] + 16.0) / 116.0
   fx = lab[..., 1] / 500.0 + fy
   fz = jnp.maximum(fy - lab[..., 2] / 200.0, 0.0)  # scikit-image clips negative Z to 0
   f = jnp.stack([fx, fy, fz], axis=-1)
   xyz = jnp.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / _LAB_KAPPA)
-  linear = _matmul3(xyz * jnp.asarray(_D65_WHITE, lab.dtype), _RGB_FROM_XYZ)
+  return _matmul3(xyz * jnp.asarray(_D65_WHITE, lab.dtype), _RGB_FROM_XYZ)
+
+
+def lab_to_rgb(lab):
+  """Lab -> sRGB, clipped to [0, 1] exactly as scikit-image clips out-of-gamut colours."""
+  linear = _lab_to_linear_rgb(_float(lab))
   # Clamp before the power so that negative values never reach it (the where masks them).
   safe = jnp.maximum(linear, 0.0031308)
   rgb = jnp.where(linear > 0.0031308, 1.055 * safe ** (1 / 2.4) - 0.055, 12.92 * linear)
   return jnp.clip(rgb, 0.0, 1.0)
+
+
+def fit_chroma_to_gamut(lab, iterations: int = 20, slack: float = 1e-5):
+  """Scale each colour's ab toward gray, by the least factor (found by bisection) that brings
+  it inside the sRGB gamut; L and hue are kept. lab_to_rgb clips out-of-gamut colours channel
+  by channel, which changes their lightness; after this it clips nothing (beyond `slack`), so
+  a colorized photo keeps exactly the L it was given. L must lie in [0, 100]."""
+  lab = _float(lab)
+  lightness, ab = lab[..., :1], lab[..., 1:]
+
+  def inside(scale):
+    linear = _lab_to_linear_rgb(jnp.concatenate([lightness, scale * ab], axis=-1))
+    return jnp.all((linear >= -slack) & (linear <= 1 + slack), axis=-1, keepdims=True)
+
+  def bisect(_, bounds):
+    low, high = bounds
+    middle = (low + high) / 2
+    ok = inside(middle)
+    return jnp.where(ok, middle, low), jnp.where(ok, high, middle)
+
+  low, _ = jax.lax.fori_loop(0, iterations, bisect,
+                             (jnp.zeros_like(lightness), jnp.ones_like(lightness)))
+  scale = jnp.where(inside(jnp.ones_like(lightness)), 1.0, low)
+  return jnp.concatenate([lightness, scale * ab], axis=-1)
 
 
 def rgb_to_yuv(rgb):

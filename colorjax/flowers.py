@@ -11,7 +11,7 @@ import pathlib
 
 import jax.numpy as jnp
 
-from colorjax import color, evaluate, losses, report, supervised, train
+from colorjax import color, colorize, evaluate, losses, report, supervised, train
 from colorjax.errors import UsageError
 from colorjax.models.resnet import ENCODER_STRIDE, ResNetClassifier, ResNetColorizer, load_encoder
 
@@ -32,8 +32,7 @@ def _classifier(config, workdir):
   stage = config.classifier
   model = ResNetClassifier(config.num_classes)
   state = supervised.fit_network(stage, workdir / 'classifier', model,
-                                 losses.classification(model, SHIFTED),
-                                 supervised.sample_input(stage), description='classifier')
+                                 losses.classification(model, SHIFTED), description='classifier')
 
   def evaluate_batch(variables, batch):
     l_in = SHIFTED.normalize(losses.lab_from_uint8(batch['rgb']))[..., :1]
@@ -55,6 +54,11 @@ def _with_encoder_of(classifier_state):
   return init
 
 
+def predict_ab(model, variables, lab):
+  """ab in Lab units from the L of `lab`, by a trained colorizer."""
+  return SHIFTED.denormalize_ab(model.apply(variables, SHIFTED.normalize(lab)[..., :1]))
+
+
 def _make_evaluator(variables_by_run):
   """jitted batch -> ({run: batch sums}, panels [gray, pretrained, scratch, truth])."""
   model = ResNetColorizer()
@@ -64,7 +68,7 @@ def _make_evaluator(variables_by_run):
     rgb_true = color.lab_to_rgb(lab)
     sums, predictions = {}, []
     for run, variables in variables_by_run.items():
-      ab = SHIFTED.denormalize_ab(model.apply(variables, SHIFTED.normalize(lab)[..., :1]))
+      ab = predict_ab(model, variables, lab)
       rgb = color.lab_to_rgb(jnp.concatenate([lab[..., :1], ab], axis=-1))
       sums[run] = evaluate.batch_sums(ab, lab[..., 1:], rgb, rgb_true, batch['mask'])
       predictions.append(rgb)
@@ -83,7 +87,7 @@ def main(config, workdir):
   variables_by_run = {}
   for run in COLORIZERS:
     state = supervised.fit_network(
-        stage, workdir / run, model, loss, supervised.sample_input(stage),
+        stage, workdir / run, model, loss,
         init=_with_encoder_of(classifier) if run == 'pretrained' else None,
         description=f'colorizer ({run})')
     variables_by_run[run] = supervised.variables(state)
@@ -92,6 +96,17 @@ def main(config, workdir):
   metrics['classifier_top1'] = accuracy
   (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
   print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')
+
+
+def colorizer(config, workdir, options) -> colorize.Trained:
+  """The colorizer with the classifier's encoder, or --network=scratch."""
+  run = colorize.choose(options, COLORIZERS, 'pretrained')
+  model = ResNetColorizer()
+  stage = config.colorizer
+  return colorize.Trained(
+      workdir / run, lambda: supervised.initial_state(stage, model),
+      lambda state, lab, keys: predict_ab(model, supervised.variables(state), lab)[None],
+      (stage.data.crop, stage.data.crop))
 
 
 def _write_report(config, workdir, metrics, grid, eval_source):

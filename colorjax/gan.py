@@ -9,7 +9,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
-from colorjax import color, data, evaluate, losses, report, supervised, train
+from colorjax import color, colorize, data, evaluate, losses, report, supervised, train
 from colorjax.errors import UsageError
 from colorjax.models.yuv_gan import GENERATOR_FEATURES, Discriminator, Generator
 
@@ -112,6 +112,22 @@ def main(config, workdir):
       config, _make_evaluator(config, state.generator.variables))
   (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
   print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')
+
+
+def colorizer(config, workdir, options) -> colorize.Trained:
+  """`options.samples` outputs per file (default 1), each from its own noise."""
+  colorize.single(options, 'yuv_gan')
+  generator, _ = _networks(config)
+  samples = options.samples or 1
+
+  def predict(state, lab, keys):
+    noise = jax.vmap(lambda key: jax.random.uniform(key, (samples, generator.noise_dim)))(keys)
+    y = color.lab_to_rgb(lab)[..., :1]  # lab is gray: R = G = B = Y
+    rgb = sample_rgb(generator, state.generator.variables, y, noise.swapaxes(0, 1))
+    return color.rgb_to_lab(rgb)[..., 1:]
+
+  return colorize.Trained(workdir, lambda: init_state(config), predict,
+                          (config.data.crop, config.data.crop), frozenset({'samples'}))
 
 
 def _write_report(config, workdir, metrics, grid, eval_source):

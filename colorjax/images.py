@@ -36,6 +36,8 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
     image = np.stack([image] * 3, axis=-1)
   if image.ndim != 3 or image.shape[-1] != 3:
     raise ValueError(f'shape {image.shape} is not an image')
+  if image.dtype == np.uint16:  # rounded: img_as_ubyte truncates (v >> 8), up to 1 level off
+    return np.round(image / 257.0).astype(np.uint8)
   return skimage.util.img_as_ubyte(image)
 
 

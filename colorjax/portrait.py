@@ -9,7 +9,7 @@ import pathlib
 
 import jax.numpy as jnp
 
-from colorjax import color, evaluate, losses, report, supervised, train
+from colorjax import color, colorize, evaluate, losses, report, supervised, train
 from colorjax.errors import UsageError
 from colorjax.models.unet import UNet
 
@@ -64,12 +64,28 @@ def main(config, workdir):
     outputs, loss, _, _ = TASKS[task]
     model = UNet(outputs, dropout=config.dropout)
     state = supervised.fit_network(config, workdir / task, model, loss(model, SHIFTED),
-                                   supervised.sample_input(config), description=f'unet {task}')
+                                   description=f'unet {task}')
     variables_by_task[task] = supervised.variables(state)
   metrics, grid, eval_source = supervised.evaluate_on_source(
       config, _make_evaluator(config, variables_by_task))
   (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
   print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')
+
+
+def colorizer(config, workdir, options) -> colorize.Trained:
+  """The L -> ab network when the run trained it (the write-up's better one), else gray ->
+  RGB; --network picks."""
+  task = colorize.choose(options, list(config.tasks),
+                         'l2ab' if 'l2ab' in config.tasks else config.tasks[0])
+  outputs, _, to_rgb, _ = TASKS[task]
+  model = UNet(outputs, dropout=config.dropout)
+
+  def predict(state, lab, keys):
+    output = model.apply(supervised.variables(state), SHIFTED.normalize(lab)[..., :1])
+    return color.rgb_to_lab(jnp.clip(to_rgb(lab, output), 0.0, 1.0))[None, ..., 1:]
+
+  return colorize.Trained(workdir / task, lambda: supervised.initial_state(config, model),
+                          predict, (config.data.crop, config.data.crop))
 
 
 def _verdict(metrics):

@@ -21,15 +21,22 @@ def num_steps(stage, source) -> int:
   return max(1, math.ceil(stage.epochs * examples / stage.data.batch_size))
 
 
-def fit_network(stage, workdir, model, loss_fn, sample_input, *, source=None, init=None,
+def initial_state(stage, model) -> train.TrainState:
+  """The fresh state fit_network trains from: also the shape of its checkpoints."""
+  return train.init_state(model, train.make_optimizer(stage.optimizer),
+                          jax.random.PRNGKey(stage.seed),
+                          jnp.zeros((1, stage.data.crop, stage.data.crop, 1)))
+
+
+def fit_network(stage, workdir, model, loss_fn, *, source=None, init=None,
                 description='train') -> train.TrainState:
-  """Data-parallel training of `model` on loss_fn, resumable in `workdir`. `init(state)` may
-  change the fresh state before training (e.g. load a pretrained encoder); a resumed run
-  restores its checkpoint instead."""
+  """Data-parallel training of `model` (input: L, one channel) on loss_fn, resumable in
+  `workdir`. `init(state)` may change the fresh state before training (e.g. load a
+  pretrained encoder); a resumed run restores its checkpoint instead."""
   mesh = train.data_mesh()
   source = source or data.load_source(stage.data, 'train')
   tx = train.make_optimizer(stage.optimizer)
-  state = train.init_state(model, tx, jax.random.PRNGKey(stage.seed), sample_input)
+  state = initial_state(stage, model)
   if init is not None:
     state = init(state)
   step = train.shard_train_step(train.make_train_step(loss_fn, tx), mesh)
@@ -64,6 +71,3 @@ def jit_with(evaluate_batch, variables):
 def variables(state: train.TrainState) -> dict:
   return {'params': state.params, 'batch_stats': state.batch_stats}
 
-
-def sample_input(stage, channels=1):
-  return jnp.zeros((1, stage.data.crop, stage.data.crop, channels))

@@ -278,13 +278,22 @@ def _rows(first_step, metrics, steps_per_call):
   return rows
 
 
+def _shapes_by_path(tree) -> dict[str, tuple]:
+  """'params/Conv_0/kernel' -> shape, for any pytree (dataclass fields, dict keys and
+  sequence indices all become path parts, as in Orbax's metadata)."""
+  def part(key):
+    return str(getattr(key, 'name', getattr(key, 'key', getattr(key, 'idx', key))))
+  return {'/'.join(map(part, path)): tuple(leaf.shape)
+          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
 class Checkpoints:
   """Orbax CheckpointManager in <workdir>/checkpoints; saves are atomic (written to a
   temporary folder and renamed), so a kill mid-save leaves the last good checkpoint."""
 
   def __init__(self, workdir: pathlib.Path, max_to_keep: int):
     self.manager = ocp.CheckpointManager(
-        (workdir / 'checkpoints').absolute(),
+        (workdir / 'checkpoints').absolute(), item_handlers=ocp.StandardCheckpointHandler(),
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
   def latest_step(self) -> int | None:
@@ -294,6 +303,19 @@ class Checkpoints:
     step = self.latest_step() if step is None else step
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+  def mismatch(self, target, step: int | None = None) -> str | None:
+    """The first difference between the checkpoint's arrays and `target`'s (a state or its
+    eval_shape), in words; None when they match. Checked before restoring, where Orbax
+    would fail deep inside its asynchronous reads."""
+    step = self.latest_step() if step is None else step
+    saved = _shapes_by_path(self.manager.item_metadata(step).tree)
+    wanted = _shapes_by_path(target)
+    for path in sorted(set(saved) | set(wanted)):
+      if saved.get(path) != wanted.get(path):
+        return (f"{path}: shape {wanted.get(path, 'absent')} expected, "
+                f"{saved.get(path, 'absent')} saved")
+    return None
 
   def save(self, step: int, state: TrainState):
     self.manager.save(step, args=ocp.args.StandardSave(state))

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from colorjax import color, data, evaluate, losses, quantize, report, supervised, train
+from colorjax import (color, colorize, data, evaluate, losses, quantize, report, supervised,
+                      train)
 from colorjax.errors import UsageError
 from colorjax.models.zhang import ZhangNet
 
@@ -49,6 +50,16 @@ def _shown_decoding(config):
   return 'T=0.38' if 'T=0.38' in names else names[0]
 
 
+def _network(config, bins) -> ZhangNet:
+  return ZhangNet(len(bins) if config.head == 'softmax' else 2, config.width)
+
+
+def decode_ab(output, bins, temperature):
+  """The network's output -> ab at 1/4 resolution: the annealed mean at `temperature` of the
+  softmax head's distribution, or the regression head's output itself (temperature None)."""
+  return output if temperature is None else quantize.annealed_mean(output, bins, temperature)
+
+
 def _make_evaluator(model, bins, prior, config, variables):
   """jitted batch -> ({decoding: batch sums}, panels [gray, prediction, truth])."""
   inverse_frequency = jnp.asarray(quantize.rebalancing_weights(prior, mix=0.0), jnp.float32)
@@ -63,9 +74,8 @@ def _make_evaluator(model, bins, prior, config, variables):
     rgb_true = color.lab_to_rgb(lab)
     sums, rgb = {}, {}
     for name, temperature in decodings.items():
-      ab_quarter = output if temperature is None else quantize.annealed_mean(output, bins,
-                                                                              temperature)
-      ab_pred = jax.image.resize(ab_quarter, ab_true.shape, 'bilinear')
+      ab_pred = jax.image.resize(decode_ab(output, bins, temperature), ab_true.shape,
+                                 'bilinear')
       rgb[name] = color.lab_to_rgb(jnp.concatenate([lab[..., :1], ab_pred], axis=-1))
       sums[name] = evaluate.batch_sums(ab_pred, ab_true, rgb[name], rgb_true, batch['mask'],
                                        pixel_weight)
@@ -86,21 +96,38 @@ def main(config, workdir):
   bins = quantize.load_bins(config.bins)
   prior = _prior(config, workdir, train_source, bins, train.data_mesh())
 
-  model = ZhangNet(len(bins) if config.head == 'softmax' else 2, config.width)
+  model = _network(config, bins)
   if config.head == 'softmax':
     loss_fn = losses.rebalanced_soft_cross_entropy(
         model, bins, quantize.rebalancing_weights(prior, config.rebalance_mix),
         config.data.gray_threshold)
   else:
     loss_fn = losses.quarter_ab_regression(model, config.data.gray_threshold)
-  state = supervised.fit_network(config, workdir, model, loss_fn,
-                                 supervised.sample_input(config), source=train_source,
+  state = supervised.fit_network(config, workdir, model, loss_fn, source=train_source,
                                  description=f'zhang {config.head}')
   metrics, grid, eval_source = supervised.evaluate_on_source(
       config, _make_evaluator(model, bins, prior, config, supervised.variables(state)))
   (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
   path = _write_report(config, workdir, metrics, grid, train_source, eval_source)
   print(f'report: {path}')
+
+
+def colorizer(config, workdir, options) -> colorize.Trained:
+  colorize.single(options, 'zhang')
+  bins = quantize.load_bins(config.bins)
+  model = _network(config, bins)
+  temperature = None
+  if config.head == 'softmax':
+    temperature = options.temperature or colorize.DEFAULT_TEMPERATURE
+
+  def predict(state, lab, keys):
+    output = model.apply(supervised.variables(state), lab[..., :1], train=False)
+    return decode_ab(output, bins, temperature)[None]
+
+  return colorize.Trained(
+      workdir, lambda: supervised.initial_state(config, model), predict,
+      (config.data.crop, config.data.crop),
+      frozenset({'temperature'} if config.head == 'softmax' else ()))
 
 
 def _write_report(config, workdir, metrics, grid, train_source, eval_source):

@@ -67,6 +67,41 @@ def test_lab_to_rgb_matches_skimage_including_out_of_gamut():
   assert _max_abs(ours, expected) <= 1e-4
 
 
+def _skimage_round_trip(lab):
+  """Lab -> RGB -> Lab by scikit-image: the identity exactly for colours inside sRGB."""
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore')  # negative Z of far out-of-gamut colours
+    return skimage.color.rgb2lab(skimage.color.lab2rgb(np.asarray(lab, np.float64)))
+
+
+def _random_lab(n, seed):
+  rng = np.random.default_rng(seed)
+  return np.stack([rng.uniform(0, 100, n), rng.uniform(-128, 127, n),
+                   rng.uniform(-128, 127, n)], -1).astype(np.float32)
+
+
+def test_fit_chroma_to_gamut_keeps_l_and_hue_and_lands_on_the_gamut_edge():
+  lab = _random_lab(20_000, seed=2)
+  fitted = np.asarray(jax.jit(color.fit_chroma_to_gamut)(lab), np.float64)
+  np.testing.assert_array_equal(fitted[:, 0], lab[:, 0])  # L untouched
+  scale = np.linalg.norm(fitted[:, 1:], axis=-1) / np.linalg.norm(lab[:, 1:], axis=-1)
+  np.testing.assert_allclose(fitted[:, 1:], scale[:, None] * lab[:, 1:], atol=1e-3)  # same hue
+  assert np.all(scale <= 1 + 1e-6) and (scale < 0.99).mean() > 0.5  # most needed fitting
+  # Inside the gamut: scikit-image's round trip gives the colour back (and so its L).
+  assert _max_abs(_skimage_round_trip(fitted), fitted) < 0.03
+  # ... and not by more than needed: 1% more chroma leaves the gamut (bar the rim at 0 or 100).
+  fitted_more = np.concatenate([fitted[:, :1], np.minimum(1.0, scale[:, None] * 1.01)
+                                * lab[:, 1:]], -1)
+  shrunk = (scale < 0.99) & (lab[:, 0] > 1) & (lab[:, 0] < 99)
+  moved = np.abs(_skimage_round_trip(fitted_more) - fitted_more).max(-1)
+  assert np.all(moved[shrunk] > 0.005)
+
+
+def test_fit_chroma_to_gamut_leaves_colours_inside_alone():
+  lab = color.rgb_to_lab(jnp.asarray(_random_rgb(20_000, seed=3), jnp.float32))
+  np.testing.assert_allclose(color.fit_chroma_to_gamut(lab), lab, atol=1e-3)
+
+
 def test_any_leading_shape_and_vmap():
   rgb = jnp.asarray(_random_rgb(2 * 3 * 4 * 5).reshape(2, 3, 4, 5, 3), jnp.float32)
   lab = color.rgb_to_lab(rgb)

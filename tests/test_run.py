@@ -8,7 +8,12 @@ import sys
 import time
 
 import numpy as np
+import PIL.Image
 import pytest
+import skimage.color
+import skimage.data
+
+from colorjax import colorize, images
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SMALL = ['--config.image_scale=0.1', '--config.seeds=0,1,2,3', '--config.num_steps=20',
@@ -18,6 +23,23 @@ SMALL = ['--config.image_scale=0.1', '--config.seeds=0,1,2,3', '--config.num_ste
 def _run(*args, **kwargs):
   return subprocess.run([sys.executable, 'run.py', *args], cwd=ROOT, capture_output=True,
                         text=True, timeout=300, **kwargs)
+
+
+def _colorize_a_photo(workdir, out, *args):
+  """Colorize an odd-sized photo with a run's checkpoint (in this process: no start-up);
+  check that every output keeps its size and L; return them."""
+  photo = images.resize_rgb(skimage.data.astronaut(), (45, 67))
+  out.mkdir(parents=True)
+  PIL.Image.fromarray(photo).save(out / 'photo.jpg', quality=95)
+  photo = np.asarray(PIL.Image.open(out / 'photo.jpg'))
+  assert colorize.main([f'--workdir={workdir}', str(out / 'photo.jpg'), f'--out={out}',
+                        *args]) == 0
+  outputs = [np.asarray(PIL.Image.open(p)) for p in sorted(out.glob('photo*.png'))]
+  for output in outputs:
+    assert output.shape == photo.shape
+    lightness = [skimage.color.rgb2lab(x)[..., 0] for x in (output, photo)]
+    assert np.abs(lightness[0] - lightness[1]).max() <= 0.5
+  return outputs
 
 
 def test_norm_ablation_writes_report_and_figures_and_is_not_retrained(tmp_path):
@@ -31,6 +53,7 @@ def test_norm_ablation_writes_report_and_figures_and_is_not_retrained(tmp_path):
     assert (tmp_path / figure).stat().st_size > 0
   again = _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL)
   assert again.returncode == 0 and 'already trained to step 20' in again.stdout
+  assert len(_colorize_a_photo(tmp_path, tmp_path / 'colorized')) == 1
 
 
 @pytest.mark.parametrize('args,message', [
@@ -47,6 +70,8 @@ def test_norm_ablation_writes_report_and_figures_and_is_not_retrained(tmp_path):
      "portrait data '/no/pfcn_small.npz' not found: save the PFCN portraits"),
     (['--experiment=flowers_resnet:smoke', '--config.colorizer.data.crop=48'],
      'must be a multiple of 32'),
+    (['colorize', 'photo.png'], 'holds no run (no config.json)'),
+    (['colorize', '--workdir=runs/x'], 'the following arguments are required: PATH'),
 ])
 def test_user_mistakes_exit_2_with_one_line(tmp_path, args, message):
   result = _run(*args, f'--workdir={tmp_path / "w"}')
@@ -136,6 +161,8 @@ def test_zhang_smoke_runs_and_comparison(tmp_path):
     for output in ('samples.png', 'loss_curve.png', 'prior.npy', 'metrics_eval.json'):
       assert (tmp_path / head / output).stat().st_size > 0
   assert '| T=0.38 |' in (tmp_path / 'softmax' / 'report.md').read_text()
+  for head, args in (('softmax', ['--temperature=0.5']), ('regression', [])):
+    assert len(_colorize_a_photo(tmp_path / head, tmp_path / f'colorized_{head}', *args)) == 1
   compare = _run('--experiment=zhang_compare', f'--workdir={tmp_path / "compare"}',
                  f'--config.runs={tmp_path / "softmax"},{tmp_path / "regression"}')
   assert compare.returncode == 0, compare.stderr
@@ -165,6 +192,12 @@ def test_yuv_gan_smoke_writes_report_grid_and_curves(tmp_path):
   rows = [json.loads(line) for line in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [row['step'] for row in rows] == list(range(20))
   assert all(np.isfinite(row['d_loss']) and np.isfinite(row['g_loss']) for row in rows)
+  seed_0 = _colorize_a_photo(tmp_path, tmp_path / 'seed_0', '--samples=2')
+  seed_1 = _colorize_a_photo(tmp_path, tmp_path / 'seed_1', '--samples=2', '--seed=1')
+  again = _colorize_a_photo(tmp_path, tmp_path / 'seed_0_again', '--samples=2')
+  assert len(seed_0) == 2 and not np.array_equal(seed_0[0], seed_0[1])
+  assert not np.array_equal(seed_0[0], seed_1[0])
+  assert all(np.array_equal(a, b) for a, b in zip(seed_0, again))
 
 
 def test_unet_portrait_smoke_compares_both_tasks(tmp_path):
@@ -178,6 +211,8 @@ def test_unet_portrait_smoke_compares_both_tasks(tmp_path):
   for output in ('samples.png', 'loss_curves.png', 'gray2rgb/metrics.jsonl',
                  'l2ab/metrics.jsonl'):
     assert (tmp_path / output).stat().st_size > 0
+  # The task's subfolder stands for that network of the run.
+  assert len(_colorize_a_photo(tmp_path / 'gray2rgb', tmp_path / 'colorized')) == 1
 
 
 def test_flowers_resnet_smoke_runs_all_three_stages(tmp_path):
@@ -193,3 +228,4 @@ def test_flowers_resnet_smoke_runs_all_three_stages(tmp_path):
   assert 0.0 <= metrics['classifier_top1'] <= 1.0
   for stage in ('classifier', 'pretrained', 'scratch'):
     assert list((tmp_path / stage / 'checkpoints').glob('[0-9]*'))
+  assert len(_colorize_a_photo(tmp_path, tmp_path / 'colorized')) == 1
