@@ -9,6 +9,7 @@ import importlib
 import os
 import pathlib
 import sys
+import traceback
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # tensorflow's start-up chatter
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')  # ... and its oneDNN notice
@@ -26,6 +27,10 @@ def _parse_args(argv):
   parser.add_argument('--workdir', help='where checkpoints and the report go '
                       '(default runs/<experiment>)')
   parser.add_argument('--list', action='store_true', help='list the experiments and exit')
+  parser.add_argument('--coordinator', help="several processes: HOST:PORT of process 0's "
+                      'machine (default: none, or what a SLURM job step sets)')
+  parser.add_argument('--num_processes', type=int, help='several processes: how many')
+  parser.add_argument('--process_id', type=int, help='several processes: this one, 0..N-1')
   args, rest = parser.parse_known_args(argv)
   overrides = {}
   for item in rest:
@@ -50,24 +55,46 @@ def main(argv):
   config = configs.apply_overrides(configs.load_config(args.experiment), overrides,
                                    args.experiment)
   workdir = pathlib.Path(args.workdir or pathlib.Path('runs', *args.experiment.split(':')))
-  from colorjax import train  # heavy imports only once the command line is known to be valid
+  # Heavy imports only once the command line is known to be valid.
+  from colorjax import distributed, train
+  distributed.initialize(args.coordinator, args.num_processes, args.process_id)
   train.check_config_matches(workdir, config)
   program = importlib.import_module(f'colorjax.{config.program}')
   try:
     program.main(config, workdir)
   except train.Diverged as e:
-    print(f'error: {e}', file=sys.stderr)
+    print(f'error: {distributed.prefix()}{e}', file=sys.stderr)
     return 1
   except KeyboardInterrupt:
-    print(f'\ninterrupted: run the same command again to resume from the last checkpoint '
-          f'in {workdir}', file=sys.stderr)
+    print(f'\n{distributed.prefix()}interrupted: run the same command again to resume from '
+          f'the last checkpoint in {workdir}', file=sys.stderr)
     return 130
   return 0
 
 
+def _prefix():
+  """Which process speaks, once several have joined (colorjax.distributed is then loaded)."""
+  distributed = sys.modules.get('colorjax.distributed')
+  return distributed.prefix() if distributed else ''
+
+
+def _exit(code):
+  """Exit. A process of a multi-process run that fails leaves at once: JAX's exit handler
+  would wait at a barrier for processes that are waiting on it in a collective."""
+  distributed = sys.modules.get('colorjax.distributed')
+  if code and distributed and distributed.prefix():
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  sys.exit(code)
+
+
 if __name__ == '__main__':
   try:
-    sys.exit(main(sys.argv[1:]))
+    _exit(main(sys.argv[1:]))
   except UsageError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(2)
+    print(f'error: {_prefix()}{e}', file=sys.stderr)
+    _exit(2)
+  except Exception:  # a bug: its traceback, and no process left waiting for this one
+    traceback.print_exc()
+    _exit(1)

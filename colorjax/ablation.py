@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from colorjax import color, colorize, evaluate, images, losses, report, train
+from colorjax import color, colorize, distributed, evaluate, images, losses, report, train
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
 
@@ -61,6 +61,9 @@ def main(config, workdir):
   model = TinyCNN(channels=config.channels)
   tx = train.make_optimizer(config.optimizer)
 
+  if jax.process_count() > 1 and len(runs) % jax.device_count():
+    raise UsageError(f'{len(runs)} runs do not split over the {jax.device_count()} devices of '
+                     f'{jax.process_count()} processes: pass schemes x seeds that do')
   # The largest number of devices that divides the runs evenly.
   mesh = train.data_mesh(jax.devices()[:math.gcd(len(runs), jax.device_count())])
   per_run = NamedSharding(mesh, P('data'))
@@ -89,7 +92,9 @@ def main(config, workdir):
 
   reconstruct = jax.jit(jax.vmap(lambda p, n, rgb: _reconstruct(model, p, n, rgb),
                                  in_axes=(0, 0, None)))
-  final_loss, rgb_pred = jax.device_get(reconstruct(state.params, norms, batch['rgb']))
+  final_loss, rgb_pred = distributed.to_host(reconstruct(state.params, norms, batch['rgb']))
+  if not distributed.is_main():
+    return
   rgb_true = image.astype(np.float32) / 255.0
   results = {
       'loss': final_loss,

@@ -60,10 +60,13 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   return module.get_config(variant)
 
 
-def _flat_keys(config, prefix=''):
+def _flat_keys(config, prefix='', blocks=False):
+  """The dotted keys of the leaves (and, with `blocks`, of the nested blocks too)."""
   for key, value in config.items():
     if isinstance(value, ml_collections.ConfigDict):
-      yield from _flat_keys(value, f'{prefix}{key}.')
+      if blocks:
+        yield f'{prefix}{key}'
+      yield from _flat_keys(value, f'{prefix}{key}.', blocks)
     else:
       yield f'{prefix}{key}'
 
@@ -79,8 +82,14 @@ def _parse_scalar(raw: str, like):
 
 
 def _parse(raw: str, current, key: str):
-  """Parse `raw` as the type of the field's current value. A tuple takes 'a,b' or '(a, b)'."""
+  """Parse `raw` as the type of the field's current value. A tuple takes 'a,b' or '(a, b)';
+  a block (e.g. optimizer) a whole dict, "{'name': 'sgd', 'learning_rate': 0.1}"."""
   try:
+    if isinstance(current, ml_collections.ConfigDict):
+      value = ast.literal_eval(raw)
+      if not isinstance(value, dict):
+        raise ValueError(raw)
+      return ml_collections.ConfigDict(value)
     if not isinstance(current, (tuple, list)):
       return _parse_scalar(raw, current)
     if raw.strip().startswith(('(', '[')):
@@ -89,18 +98,18 @@ def _parse(raw: str, current, key: str):
       items = [x.strip() for x in raw.split(',') if x.strip()]
     return tuple(_parse_scalar(x, current[0] if current else None) for x in items)
   except (ValueError, SyntaxError, TypeError):
-    expected = type(current).__name__
+    expected = 'dict' if isinstance(current, ml_collections.ConfigDict) else type(current).__name__
     raise UsageError(f"--config.{key}={raw!r} is not a valid {expected} "
                      f'(current value {current!r}); give a value of that type') from None
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str], name: str):
   """Apply {'a.b': 'raw value'} in place; unknown keys and badly typed values are errors."""
-  keys = set(_flat_keys(config))
+  keys = set(_flat_keys(config, blocks=True))
   for key, raw in overrides.items():
     if key not in keys:
       raise UsageError(f"unknown config key '{key}' for experiment '{name}'; "
-                       f"known keys: {', '.join(sorted(keys))}")
+                       f"known keys: {', '.join(sorted(_flat_keys(config)))}")
     *parents, leaf = key.split('.')
     node = config
     for parent in parents:

@@ -5,12 +5,16 @@ A source is a config string:
   folder:PATH (photos found recursively), npz:PATH (train_images / test_images arrays),
   samples (the colour photos bundled with scikit-image; offline).
 
-Each process reads a disjoint slice of every split. Batches are uint8 RGB NHWC (+ 'label');
-colour conversion happens on device, in the step. Train batch k is a function of (seed, k)
-alone: the stream is shuffled with a fixed seed before decoding, a resume skips the
-undecoded records of the first k batches, and crop and flip draw stateless randomness from
-(seed, element index). Eval batches are deterministic, padded to full batches, with 'mask'
-1 for real examples and 0 for padding, so every example counts exactly once.
+Batches are uint8 RGB NHWC (+ 'label'); colour conversion happens on device, in the step.
+Global train batch k is a function of (seed, k) alone, whatever the number of processes:
+every process runs the same seeded shuffle of the split's undecoded records, takes its own
+disjoint share of each global batch (the rows its devices hold) and decodes only that; a
+resume skips the undecoded records of the first k batches, and crop and flip draw stateless
+randomness from (seed, global element index). So one process or several, interrupted or
+not, the model sees the same global batches. (Each process streams the split's records but
+decodes a 1 / process_count share of them: decoding is the cost.) Eval batches are
+deterministic and shared out the same way, padded to full batches with 'mask' 1 for real
+examples and 0 for padding, so every example counts exactly once.
 """
 
 import collections
@@ -47,7 +51,7 @@ TFDS_SPLITS = {
 
 @dataclasses.dataclass
 class Source:
-  """One split of a source, this process's slice, not yet decoded.
+  """One split of a source, not yet decoded.
 
   `records` yields raw records (encoded bytes, a file path, or a padded array); `decode` maps
   one to {'image': uint8 HxWx3, 'label': int64} inside tf.data.
@@ -64,23 +68,16 @@ def decode_encoded(record):
   return {'image': image, 'label': record['label']}
 
 
-def _process_slice(n, process_index, process_count):
-  """[start, stop) of this process's contiguous share of n examples (sizes differ by <= 1)."""
-  return n * process_index // process_count, n * (process_index + 1) // process_count
-
-
 def _drop_gray(rgb_list, labels, threshold):
   keep = [i for i, rgb in enumerate(rgb_list) if images.has_colour(rgb, threshold)]
   return [rgb_list[i] for i in keep], [labels[i] for i in keep]
 
 
-def in_memory_source(rgb_list, labels, config, process_index, process_count) -> Source:
+def in_memory_source(rgb_list, labels, config) -> Source:
   """Images held in host memory, as one zero-padded array plus each image's height and width
   (equal sizes pad nothing), so reading an example is a slice, not a decode."""
   if config.gray == 'drop':
     rgb_list, labels = _drop_gray(rgb_list, labels, config.gray_threshold)
-  start, stop = _process_slice(len(rgb_list), process_index, process_count)
-  rgb_list = rgb_list[start:stop]
   height = max(rgb.shape[0] for rgb in rgb_list)
   width = max(rgb.shape[1] for rgb in rgb_list)
   padded = np.zeros((len(rgb_list), height, width, 3), np.uint8)
@@ -88,7 +85,7 @@ def in_memory_source(rgb_list, labels, config, process_index, process_count) -> 
     padded[i, :rgb.shape[0], :rgb.shape[1]] = rgb
   records = tf.data.Dataset.from_tensor_slices({
       'image': padded, 'size': np.asarray([rgb.shape[:2] for rgb in rgb_list], np.int32),
-      'label': np.asarray(labels[start:stop], np.int64)})
+      'label': np.asarray(labels, np.int64)})
   return Source(records, len(rgb_list), _unpad)
 
 
@@ -97,16 +94,15 @@ def _unpad(record):
   return {'image': record['image'][:h, :w], 'label': record['label']}
 
 
-def _samples(split, config, process_index, process_count) -> Source:
+def _samples(split, config) -> Source:
   """The bundled photos; smoke-test data, so train and eval are the same photos. Labels are
   the photo's index, for models that need a label."""
   del split
   photos = [images.sample_photo(name) for name in images.SAMPLE_PHOTOS]
-  return in_memory_source(photos, list(range(len(photos))), config, process_index,
-                           process_count)
+  return in_memory_source(photos, list(range(len(photos))), config)
 
 
-def _npz(path, split, config, process_index, process_count) -> Source:
+def _npz(path, split, config) -> Source:
   path = pathlib.Path(path).expanduser()
   if not path.is_file():
     raise UsageError(f"npz file '{path}' not found: pass --config.data.source=npz:PATH to an "
@@ -123,7 +119,7 @@ def _npz(path, split, config, process_index, process_count) -> Source:
     raise UsageError(f"{path}: float '{key}' must lie in [0, 1] (found "
                      f'{array.min():.3g}..{array.max():.3g}); save uint8 or scale to [0, 1]')
   rgb = skimage.util.img_as_ubyte(array)  # uint8 passes through; float [0, 1] is scaled
-  return in_memory_source(list(rgb), [-1] * len(rgb), config, process_index, process_count)
+  return in_memory_source(list(rgb), [-1] * len(rgb), config)
 
 
 def _folder_split(relative_path: str, val_percent: int) -> str:
@@ -144,7 +140,7 @@ def _decode_file(record):
   return {'image': tf.ensure_shape(image, (None, None, 3)), 'label': record['label']}
 
 
-def _folder(path, split, config, process_index, process_count) -> Source:
+def _folder(path, split, config) -> Source:
   """Files are checked once here (unreadable ones are skipped and listed, nearly gray ones
   dropped if asked); the pipeline then decodes them again as it reads, so a folder of any
   size streams from disk."""
@@ -171,10 +167,9 @@ def _folder(path, split, config, process_index, process_count) -> Source:
   if skipped:
     tqdm.write(f'{root}: skipped {len(skipped)} unreadable file(s) of {len(files)} in the '
                f"{split} split: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
-  start, stop = _process_slice(len(kept), process_index, process_count)
   records = tf.data.Dataset.from_tensor_slices(
-      {'image': kept[start:stop], 'label': np.full(stop - start, -1, np.int64)})
-  return Source(records, stop - start, _decode_file, skipped)
+      {'image': kept, 'label': np.full(len(kept), -1, np.int64)})
+  return Source(records, len(kept), _decode_file, skipped)
 
 
 @contextlib.contextmanager
@@ -221,7 +216,7 @@ def _prepared_builder(tfds, name, config):
   return builder
 
 
-def _tfds(name, split, config, process_index, process_count) -> Source:
+def _tfds(name, split, config) -> Source:
   import tensorflow_datasets as tfds  # slow to import; only tfds sources need it
   if config.gray == 'drop':
     raise UsageError("data.gray='drop' needs an in-memory source (samples, npz:, folder:); "
@@ -232,13 +227,12 @@ def _tfds(name, split, config, process_index, process_count) -> Source:
   split_name = train_split if split == 'train' else eval_split
   if 'image' not in builder.info.features:
     raise UsageError(f"tfds dataset '{name}' has no 'image' feature; pick an image dataset")
-  process_split = tfds.even_splits(split_name, n=process_count)[process_index]
-  records = builder.as_dataset(split=process_split, shuffle_files=False,
+  records = builder.as_dataset(split=split_name, shuffle_files=False,
                                decoders={'image': tfds.decode.SkipDecoding()})
   has_label = 'label' in builder.info.features
   records = records.map(lambda ex: {'image': ex['image'], 'label': ex['label'] if has_label
                                     else tf.constant(-1, tf.int64)})
-  num = _split_size(builder, process_split) or int(records.reduce(0, lambda n, _: n + 1))
+  num = _split_size(builder, split_name) or int(records.reduce(0, lambda n, _: n + 1))
   return Source(records, num, decode_encoded)
 
 
@@ -249,21 +243,19 @@ def _split_size(builder, split):
     return None  # e.g. under tfds.testing.mock_data, which knows no split sizes
 
 
-def load_source(config, split: str, process_index=None, process_count=None) -> Source:
-  """`split` is 'train' or 'eval'; the process defaults to this JAX process."""
-  process_index = jax.process_index() if process_index is None else process_index
-  process_count = _process_count(process_count)
+def load_source(config, split: str) -> Source:
+  """`split` is 'train' or 'eval'."""
   if config.gray not in ('weight', 'drop'):
     raise UsageError(f"--config.data.gray={config.gray!r}: use 'weight' or 'drop'")
   spec = config.source
   kind, _, path = spec.partition(':')
   if spec == 'samples':
-    return _samples(split, config, process_index, process_count)
+    return _samples(split, config)
   if kind == 'npz' and path:
-    return _npz(path, split, config, process_index, process_count)
+    return _npz(path, split, config)
   if kind == 'folder' and path:
-    return _folder(path, split, config, process_index, process_count)
-  return _tfds(spec, split, config, process_index, process_count)
+    return _folder(path, split, config)
+  return _tfds(spec, split, config)
 
 
 def _resize_short_side(image, size, always=False):
@@ -280,23 +272,35 @@ def _resize_short_side(image, size, always=False):
                  lambda: image)
 
 
-def _process_count(process_count):
-  """The given count (tests fake several processes), else this JAX run's."""
-  return jax.process_count() if process_count is None else process_count
+def _process(process_index, process_count):
+  """The given process (tests fake several), else this JAX process."""
+  return (jax.process_index() if process_index is None else process_index,
+          jax.process_count() if process_count is None else process_count)
 
 
-def _per_process(batch_size, process_count):
+def _share(indexed, batch_size, process_index, process_count):
+  """Of (global index, element) pairs cut into global batches of `batch_size`, the ones this
+  process holds: rows [p * b, (p + 1) * b) of every batch, b = batch_size / process_count,
+  which to_global places on this process's devices."""
   if batch_size % process_count:
     raise UsageError(f'batch size {batch_size} must divide evenly over {process_count} '
                      'processes')
-  return batch_size // process_count
+  share = batch_size // process_count
+  first = process_index * share
+
+  def mine(index, _):
+    row = index % batch_size
+    return tf.logical_and(row >= first, row < first + share)
+
+  return indexed.filter(mine), share
 
 
-def train_batches(source: Source, config, start_step: int = 0, process_count=None):
-  """Infinite iterator of host batches {'rgb': uint8 BxHxWx3, 'label': int32 B}, from step
-  `start_step` on: the batches an unbroken run would see there."""
-  process_count = _process_count(process_count)
-  batch = _per_process(config.batch_size, process_count)
+def train_batches(source: Source, config, start_step: int = 0, process_index=None,
+                  process_count=None):
+  """Infinite iterator of this process's share of the global batches {'rgb': uint8
+  BxHxWx3, 'label': int32 B}, from step `start_step` on: the batches an unbroken run would
+  see there."""
+  process_index, process_count = _process(process_index, process_count)
   crop = config.crop
   seed = config.seed
 
@@ -309,30 +313,29 @@ def train_batches(source: Source, config, start_step: int = 0, process_count=Non
     image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
     return {'rgb': image, 'label': tf.cast(example['label'], tf.int32)}
 
-  first = start_step * batch
+  first = start_step * config.batch_size
   ds = source.records.shuffle(min(config.shuffle_buffer, source.num_examples), seed=seed,
                               reshuffle_each_iteration=True).repeat()
-  ds = ds.skip(first).enumerate(start=first)
+  ds, share = _share(ds.skip(first).enumerate(start=first), config.batch_size, process_index,
+                     process_count)
   ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=True)
-  return ds.batch(batch, drop_remainder=True).prefetch(AUTOTUNE).as_numpy_iterator()
+  return ds.batch(share, drop_remainder=True).prefetch(AUTOTUNE).as_numpy_iterator()
 
 
-def num_eval_batches(num_examples_total, batch_size, process_count):
-  """The same in every process: enough batches for the largest process slice."""
-  largest_slice = math.ceil(num_examples_total / process_count)
-  return math.ceil(largest_slice / _per_process(batch_size, process_count))
+def num_eval_batches(num_examples, batch_size):
+  return math.ceil(num_examples / batch_size)
 
 
-def eval_batches(source: Source, config, num_batches: int, process_count=None):
-  """`num_batches` deterministic batches {'rgb', 'label', 'mask'}: resize the short side to
-  the crop size, centre crop, pad the tail with mask 0. Fewer batches than the source needs
-  evaluate its first examples."""
-  process_count = _process_count(process_count)
-  batch = _per_process(config.eval_batch_size, process_count)
+def eval_batches(source: Source, config, num_batches: int, process_index=None,
+                 process_count=None):
+  """This process's share of `num_batches` deterministic global batches {'rgb', 'label',
+  'mask'}: resize the short side to the crop size, centre crop, pad the tail with mask 0.
+  Fewer batches than the source needs evaluate its first examples."""
+  process_index, process_count = _process(process_index, process_count)
   crop = config.crop
-  capacity = num_batches * batch
+  capacity = num_batches * config.eval_batch_size
 
-  def centre(record):
+  def centre(_, record):
     example = source.decode(record)
     image = _resize_short_side(example['image'], crop, always=True)
     h, w = tf.shape(image)[0], tf.shape(image)[1]
@@ -340,12 +343,17 @@ def eval_batches(source: Source, config, num_batches: int, process_count=None):
     return {'rgb': image, 'label': tf.cast(example['label'], tf.int32),
             'mask': tf.constant(1.0, tf.float32)}
 
-  pad = tf.data.Dataset.from_tensors({
-      'rgb': tf.zeros((crop, crop, 3), tf.uint8), 'label': tf.constant(-1, tf.int32),
-      'mask': tf.constant(0.0, tf.float32)}).repeat(max(0, capacity - source.num_examples))
-  ds = source.records.take(capacity).map(centre, num_parallel_calls=AUTOTUNE,
-                                         deterministic=True)
-  return ds.concatenate(pad).batch(batch).prefetch(AUTOTUNE).as_numpy_iterator()
+  def padding(index):
+    return index, {'rgb': tf.zeros((crop, crop, 3), tf.uint8),
+                   'label': tf.constant(-1, tf.int32), 'mask': tf.constant(0.0, tf.float32)}
+
+  real = source.records.take(capacity).enumerate()
+  pads = tf.data.Dataset.range(min(source.num_examples, capacity), capacity).map(padding)
+  real, share = _share(real, config.eval_batch_size, process_index, process_count)
+  pads, _ = _share(pads, config.eval_batch_size, process_index, process_count)
+  ds = real.map(centre, num_parallel_calls=AUTOTUNE, deterministic=True)
+  ds = ds.concatenate(pads.map(lambda _, example: example))
+  return ds.batch(share).prefetch(AUTOTUNE).as_numpy_iterator()
 
 
 def to_global(batch: dict, mesh) -> dict:

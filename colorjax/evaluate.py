@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from colorjax import data
+from colorjax import data, distributed
 
 AUC_MAX_ERROR = 150.0  # ab error thresholds 0..150, as Zhang et al.
 PSNR_CAP_DB = 100.0    # a perfect reconstruction would be +inf; capped so means stay finite
@@ -126,10 +126,13 @@ def over_batches(evaluator, batches, num_batches, mesh, report_images, summarize
   `report_images` real examples, one grid row each). The sums are batch_sums, or any sums
   that `summarize` understands."""
   totals, rows = {}, []
-  for batch in tqdm(batches, total=num_batches, desc='evaluate', leave=False):
-    sums, panels = evaluator(data.to_global(batch, mesh))
-    for name, batch_sums_ in sums.items():
+  for batch in tqdm(batches, total=num_batches, desc='evaluate', leave=False,
+                    disable=not distributed.is_main()):
+    global_batch = data.to_global(batch, mesh)
+    sums, panels = evaluator(global_batch)
+    for name, batch_sums_ in distributed.to_host(sums).items():
       totals[name] = add_sums(totals.get(name, {}), batch_sums_)
-    real = np.flatnonzero(np.asarray(batch['mask']))[:max(0, report_images - len(rows))]
-    rows += list(np.asarray(panels)[real])
+    if len(rows) < report_images:  # the same in every process: the gather is collective
+      mask, panels = distributed.to_host((global_batch['mask'], panels))
+      rows += list(panels[np.flatnonzero(mask)[:report_images - len(rows)]])
   return {name: summarize(total) for name, total in totals.items()}, rows

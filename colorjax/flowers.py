@@ -11,7 +11,7 @@ import pathlib
 
 import jax.numpy as jnp
 
-from colorjax import color, colorize, evaluate, losses, report, supervised, train
+from colorjax import color, colorize, distributed, evaluate, losses, report, supervised, train
 from colorjax.errors import UsageError
 from colorjax.models.resnet import ENCODER_STRIDE, ResNetClassifier, ResNetColorizer, load_encoder
 
@@ -93,6 +93,8 @@ def main(config, workdir):
     variables_by_run[run] = supervised.variables(state)
   metrics, grid, eval_source = supervised.evaluate_on_source(stage,
                                                              _make_evaluator(variables_by_run))
+  if not distributed.is_main():
+    return
   metrics['classifier_top1'] = accuracy
   (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
   print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')

@@ -9,7 +9,8 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
-from colorjax import color, colorize, data, evaluate, losses, report, supervised, train
+from colorjax import (color, colorize, data, distributed, evaluate, losses, report, supervised,
+                      train)
 from colorjax.errors import UsageError
 from colorjax.models.yuv_gan import GENERATOR_FEATURES, Discriminator, Generator
 
@@ -110,6 +111,8 @@ def main(config, workdir):
 
   metrics, grid, eval_source = supervised.evaluate_on_source(
       config, _make_evaluator(config, state.generator.variables))
+  if not distributed.is_main():
+    return
   (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
   print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')
 

@@ -9,7 +9,7 @@ import pathlib
 
 import jax.numpy as jnp
 
-from colorjax import color, colorize, evaluate, losses, report, supervised, train
+from colorjax import color, colorize, distributed, evaluate, losses, report, supervised, train
 from colorjax.errors import UsageError
 from colorjax.models.unet import UNet
 
@@ -68,6 +68,8 @@ def main(config, workdir):
     variables_by_task[task] = supervised.variables(state)
   metrics, grid, eval_source = supervised.evaluate_on_source(
       config, _make_evaluator(config, variables_by_task))
+  if not distributed.is_main():
+    return
   (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
   print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')
 

@@ -17,8 +17,7 @@ def num_steps(stage, source) -> int:
   """`stage.epochs` passes over the training split when set (> 0), else `stage.num_steps`."""
   if stage.get('epochs', 0) <= 0:
     return stage.num_steps
-  examples = source.num_examples * jax.process_count()
-  return max(1, math.ceil(stage.epochs * examples / stage.data.batch_size))
+  return max(1, math.ceil(stage.epochs * source.num_examples / stage.data.batch_size))
 
 
 def initial_state(stage, model) -> train.TrainState:
@@ -52,9 +51,8 @@ def evaluate_on_source(stage, evaluator, summarize=evaluate.summarize):
   """Run `evaluator(global batch) -> ({name: sums}, panels)` over the eval split (at most
   `stage.eval_batches` batches): ({name: summarize(totals)}, grid rows, eval source)."""
   source = data.load_source(stage.data, 'eval')
-  num_batches = min(stage.eval_batches, data.num_eval_batches(
-      source.num_examples * jax.process_count(), stage.data.eval_batch_size,
-      jax.process_count()))
+  num_batches = min(stage.eval_batches, data.num_eval_batches(source.num_examples,
+                                                              stage.data.eval_batch_size))
   metrics, grid = evaluate.over_batches(
       evaluator, data.eval_batches(source, stage.data, num_batches), num_batches,
       train.data_mesh(), stage.report_images, summarize)

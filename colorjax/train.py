@@ -27,6 +27,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
+from colorjax import distributed
 from colorjax.errors import UsageError
 
 
@@ -212,9 +213,15 @@ def shard_train_step(train_step, mesh: Mesh):
 
 def _all_finite(tree) -> bool:
   """Every floating-point leaf of a state (params, optimizer moments, batch statistics of
-  every network it holds) is finite."""
+  every network it holds) is finite. One jitted reduction: its scalar answer is replicated,
+  so every process reads it, however the state is sharded."""
   leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-  return bool(jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in leaves])))
+  return bool(_finite(leaves))
+
+
+@jax.jit
+def _finite(leaves):
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 def _losses(row) -> dict:
@@ -239,16 +246,21 @@ def check_config_matches(workdir: pathlib.Path, config: ml_collections.ConfigDic
       raise UsageError(
           f"{workdir} holds a run made with a different config ({', '.join(differ)} differ); "
           'pass a new --workdir, or delete that folder to start over')
-  workdir.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(new, indent=2, sort_keys=True) + '\n')
+  if distributed.is_main():  # every process checks (and stops with its error); one writes
+    workdir.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix('.tmp')
+    temporary.write_text(json.dumps(new, indent=2, sort_keys=True) + '\n')
+    temporary.replace(path)  # atomic: another process never reads half a file
 
 
 class MetricsLog:
-  """metrics.jsonl, one line per step. On resume, lines past the checkpoint are dropped, so
-  the file always describes the parameters that exist."""
+  """metrics.jsonl, one line per step, written by process 0. On resume, lines past the
+  checkpoint are dropped, so the file always describes the parameters that exist."""
 
   def __init__(self, path: pathlib.Path, resume_step: int):
-    self.path = path
+    self.path = path if distributed.is_main() else None
+    if self.path is None:
+      return
     kept = []
     if path.exists():
       kept = [line for line in path.read_text().splitlines()
@@ -256,6 +268,8 @@ class MetricsLog:
     path.write_text(''.join(line + '\n' for line in kept))
 
   def write(self, rows):
+    if self.path is None:
+      return
     with self.path.open('a') as f:
       for row in rows:
         f.write(json.dumps(row) + '\n')
@@ -350,15 +364,18 @@ def fit(*, workdir, state, advance: Callable, num_steps: int,
     if start:
       state = checkpoints.restore(state, start)
     if start >= num_steps:
-      tqdm.write(f'{description}: already trained to step {start}, nothing to do')
+      if distributed.is_main():
+        tqdm.write(f'{description}: already trained to step {start}, nothing to do')
       return state
     log = MetricsLog(workdir / 'metrics.jsonl', start)
     pending = []
     with tqdm(total=num_steps, initial=start, desc=description, unit='step',
-              dynamic_ncols=True) as bar:
+              dynamic_ncols=True, disable=not distributed.is_main()) as bar:
 
       def flush(end_step):
-        rows = [r for first, m in jax.device_get(pending) for r in _rows(first, m, steps_per_call)]
+        metrics = distributed.to_host([m for _, m in pending])
+        rows = [r for (first, _), m in zip(pending, metrics)
+                for r in _rows(first, m, steps_per_call)]
         pending.clear()
         bad = next((r['step'] for r in rows
                     if not all(np.all(np.isfinite(v)) for v in _losses(r).values())), None)

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from colorjax import (color, colorize, data, evaluate, losses, quantize, report, supervised,
-                      train)
+from colorjax import (color, colorize, data, distributed, evaluate, losses, quantize, report,
+                      supervised, train)
 from colorjax.errors import UsageError
 from colorjax.models.zhang import ZhangNet
 
@@ -29,12 +29,14 @@ def _prior(config, workdir, source, bins, mesh):
       losses.lab_from_uint8(rgb)[:, ::4, ::4, 1:], bins))
   batches = data.train_batches(source, config.data)
   counts = np.zeros(len(bins))
-  for _ in tqdm(range(config.prior_batches), desc='empirical prior', leave=False):
+  for _ in tqdm(range(config.prior_batches), desc='empirical prior', leave=False,
+                disable=not distributed.is_main()):
     counts += np.asarray(count(data.to_global(next(batches), mesh)['rgb']))
   prior = quantize.empirical_prior(counts, bins)
-  temporary = path.with_suffix('.tmp.npy')
-  np.save(temporary, prior)
-  os.replace(temporary, path)  # atomic: a kill never leaves half a prior
+  if distributed.is_main():
+    temporary = path.with_suffix('.tmp.npy')
+    np.save(temporary, prior)
+    os.replace(temporary, path)  # atomic: a kill never leaves half a prior
   return prior
 
 
@@ -107,6 +109,8 @@ def main(config, workdir):
                                  description=f'zhang {config.head}')
   metrics, grid, eval_source = supervised.evaluate_on_source(
       config, _make_evaluator(model, bins, prior, config, supervised.variables(state)))
+  if not distributed.is_main():
+    return
   (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
   path = _write_report(config, workdir, metrics, grid, train_source, eval_source)
   print(f'report: {path}')

@@ -19,6 +19,8 @@ def _config():
     ('seeds', '(7,)', (7,)), ('schemes', 'unit', ('unit',)),
     ('schemes', "['centered', 'shifted']", ('centered', 'shifted')),
     ('optimizer.learning_rate', '0.01', 0.01), ('optimizer.name', 'sgd', 'sgd'),
+    ('optimizer', "{'name': 'sgd', 'learning_rate': 0.1}",
+     ml_collections.ConfigDict({'name': 'sgd', 'learning_rate': 0.1})),
 ])
 def test_overrides_are_parsed_as_the_fields_type(key, raw, expected):
   config = configs.apply_overrides(_config(), {key: raw}, 'x')
@@ -34,6 +36,7 @@ def test_overrides_are_parsed_as_the_fields_type(key, raw, expected):
     ('steps', '2.5', "'2.5' is not a valid int"),
     ('flag', 'maybe', "'maybe' is not a valid bool"),
     ('seeds', 'a,b', "'a,b' is not a valid tuple"),
+    ('optimizer', 'sgd', "'sgd' is not a valid dict"),
 ])
 def test_bad_overrides_are_usage_errors(key, raw, message):
   with pytest.raises(UsageError, match=message):

@@ -1,4 +1,4 @@
-"""Input pipelines: every source, determinism, resume, host slices, eval padding, sharding."""
+"""Input pipelines: every source, determinism, resume, process shares, eval padding, sharding."""
 
 import numpy as np
 import PIL.Image
@@ -26,7 +26,7 @@ def test_tfds_sources_under_mock_data(name):
     source = data.load_source(config, 'train')
     host = next(data.train_batches(source, config))
     evaluation = data.load_source(config, 'eval')
-    num_batches = data.num_eval_batches(evaluation.num_examples, 4, 1)
+    num_batches = data.num_eval_batches(evaluation.num_examples, 4)
     eval_batch = next(data.eval_batches(evaluation, config, num_batches))
   assert host['rgb'].shape == (8, 32, 32, 3) and host['rgb'].dtype == np.uint8
   assert host['rgb'].max() > 0 and host['label'].dtype == np.int32
@@ -133,7 +133,7 @@ def test_npz_source_uint8_and_float_at_odd_sizes(tmp_path, dtype):
   batch = next(data.train_batches(data.load_source(config, 'train'), config))
   assert batch['rgb'].shape == (8, 64, 64, 3) and batch['rgb'].dtype == np.uint8
   evaluation = data.load_source(config, 'eval')
-  batches = list(data.eval_batches(evaluation, config, data.num_eval_batches(5, 2, 1)))
+  batches = list(data.eval_batches(evaluation, config, data.num_eval_batches(5, 2)))
   real = np.concatenate([b['rgb'][b['mask'] > 0] for b in batches])
   # 100x75 -> short side 64: ceil(100 * 64 / 75) = 86 rows; the centre crop is rows 11..74
   expected = np.stack([images.resize_rgb(im, (86, 64))[11:75] for im in test_images])
@@ -161,46 +161,48 @@ def test_resume_from_step_k_reproduces_batches_k_and_k_plus_1():
   assert np.array_equal(resumed[0], unbroken[5]) and np.array_equal(resumed[1], unbroken[6])
 
 
-def test_processes_read_disjoint_slices_that_cover_the_split(tmp_path):
-  labels = []
-  for index in range(3):
-    source = data.load_source(_config(), 'train', process_index=index, process_count=3)
-    labels.append({int(r['label']) for r in source.records.as_numpy_iterator()})
-  assert all(not labels[i] & labels[j] for i in range(3) for j in range(i + 1, 3))
-  assert set().union(*labels) == set(range(len(images.SAMPLE_PHOTOS)))
-  config = _config(source='stl10')
-  with tfds.testing.mock_data(num_examples=4):
-    splits = []
-    original = tfds.core.DatasetBuilder.as_dataset
-    try:
-      def spy(self, split=None, **kwargs):
-        splits.append(str(split))
-        return original(self, split=split, **kwargs)
-      tfds.core.DatasetBuilder.as_dataset = spy
-      for index in range(2):
-        data.load_source(config, 'train', process_index=index, process_count=2)
-    finally:
-      tfds.core.DatasetBuilder.as_dataset = original
-  assert splits == [str(s) for s in tfds.even_splits('train+unlabelled', n=2)]
-  assert splits[0] != splits[1]
+def _process_batches(config, process_count, count, start_step=0):
+  """Batches 0..count-1 of each of `process_count` (faked) processes."""
+  source = data.load_source(config, 'train')
+  iterators = [data.train_batches(source, config, start_step, index, process_count)
+               for index in range(process_count)]
+  return [[next(it) for _ in range(count)] for it in iterators]
+
+
+@pytest.mark.parametrize('process_count', [2, 4])
+def test_processes_hold_disjoint_shares_of_the_same_global_batches(process_count):
+  config = _config()
+  (alone,) = _process_batches(config, 1, 3)
+  shares = _process_batches(config, process_count, 3)
+  for k in range(3):
+    for key in ('rgb', 'label'):
+      joined = np.concatenate([shares[p][k][key] for p in range(process_count)])
+      np.testing.assert_array_equal(joined, alone[k][key])  # in to_global's row order
+  # ... and after a resume, in every process.
+  resumed = _process_batches(config, process_count, 1, start_step=2)
+  for p in range(process_count):
+    np.testing.assert_array_equal(resumed[p][0]['rgb'], shares[p][2]['rgb'])
 
 
 def test_per_process_batch_is_the_global_batch_over_the_processes():
-  source = data.load_source(_config(), 'train', process_index=1, process_count=2)
-  assert next(data.train_batches(source, _config(), process_count=2))['rgb'].shape[0] == 4
+  source = data.load_source(_config(), 'train')
+  assert next(data.train_batches(source, _config(), 0, 1, 2))['rgb'].shape[0] == 4
   with pytest.raises(UsageError, match='must divide evenly over 3 processes'):
-    data.train_batches(source, _config(), process_count=3)
+    data.train_batches(source, _config(), 0, 0, 3)
 
 
-def test_eval_padding_counts_every_example_once():
+def test_eval_shares_count_every_example_once_in_single_process_order():
   config = _config(eval_batch_size=4)
-  seen = []
-  for index in range(2):  # 7 photos over 2 processes: slices of 3 and 4, 2 per batch
-    source = data.load_source(config, 'eval', process_index=index, process_count=2)
-    num_batches = data.num_eval_batches(len(images.SAMPLE_PHOTOS), 4, 2)
-    batches = list(data.eval_batches(source, config, num_batches, process_count=2))
-    assert len(batches) == num_batches  # the same count in every process
-    seen += [int(label) for b in batches for label, m in zip(b['label'], b['mask']) if m]
+  source = data.load_source(config, 'eval')
+  num_batches = data.num_eval_batches(len(images.SAMPLE_PHOTOS), 4)  # 7 photos: 2 batches
+  alone = list(data.eval_batches(source, config, num_batches, 0, 1))
+  shares = [list(data.eval_batches(source, config, num_batches, index, 2)) for index in (0, 1)]
+  assert [len(s) for s in shares] == [num_batches] * 2  # the same count in every process
+  for k in range(num_batches):
+    for key in ('rgb', 'label', 'mask'):
+      np.testing.assert_array_equal(
+          np.concatenate([shares[0][k][key], shares[1][k][key]]), alone[k][key])
+  seen = [int(label) for b in alone for label, m in zip(b['label'], b['mask']) if m]
   assert sorted(seen) == list(range(len(images.SAMPLE_PHOTOS)))
 
 

@@ -2,10 +2,8 @@
 
 import json
 import pathlib
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import PIL.Image
@@ -93,34 +91,6 @@ def test_resuming_with_another_config_is_refused_and_damages_nothing(tmp_path):
 def test_list_describes_experiments():
   result = _run('--list')
   assert result.returncode == 0 and 'norm_ablation' in result.stdout
-
-
-def _table(report_path):
-  return [line for line in report_path.read_text().splitlines() if line.startswith('| `')]
-
-
-def test_a_killed_run_resumes_to_the_same_result(tmp_path):
-  args = ['--experiment=norm_ablation', '--config.image_scale=0.5', '--config.seeds=0',
-          '--config.schemes=none,unit', '--config.num_steps=150', '--config.steps_per_call=10',
-          '--config.log_every=10', '--config.checkpoint_every=10']
-  unbroken = _run(*args, f'--workdir={tmp_path / "unbroken"}')
-  assert unbroken.returncode == 0, unbroken.stderr
-
-  workdir = tmp_path / 'killed'
-  process = subprocess.Popen([sys.executable, 'run.py', *args, f'--workdir={workdir}'],
-                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  try:
-    deadline = time.monotonic() + 120
-    while not list(workdir.glob('checkpoints/[0-9]*')) and time.monotonic() < deadline:
-      time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-  finally:
-    process.wait()
-  assert process.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
-  resumed = _run(*args, f'--workdir={workdir}')
-  assert resumed.returncode == 0, resumed.stderr
-  assert (workdir / 'metrics.jsonl').read_text() == (tmp_path / 'unbroken/metrics.jsonl').read_text()
-  assert _table(workdir / 'report.md') == _table(tmp_path / 'unbroken/report.md')
 
 
 def test_benchmark_writes_its_table(tmp_path):
