@@ -101,7 +101,7 @@ def _pipeline_images(count, size, seed=0):
 def _pipeline_source(crops, record_format):
   config = configs.data_config()
   if record_format == 'array':
-    return data.in_memory_source(crops, [0] * len(crops), config, 0, 1)
+    return data.in_memory_source(crops, [0] * len(crops), config)
   encode = {'png': tf.io.encode_png, 'jpeg': tf.io.encode_jpeg}[record_format]
   records = tf.data.Dataset.from_tensor_slices(
       {'image': [encode(c).numpy() for c in crops], 'label': np.zeros(len(crops), np.int64)})
