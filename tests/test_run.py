@@ -181,7 +181,8 @@ def test_unet_portrait_smoke_compares_both_tasks(tmp_path):
   for output in ('samples.png', 'loss_curves.png', 'gray2rgb/metrics.jsonl',
                  'l2ab/metrics.jsonl'):
     assert (tmp_path / output).stat().st_size > 0
-  # The task's subfolder stands for that network of the run.
+  # The run's default network (L -> ab), and a task's subfolder for that task's network.
+  assert len(_colorize_a_photo(tmp_path, tmp_path / 'colorized_l2ab')) == 1
   assert len(_colorize_a_photo(tmp_path / 'gray2rgb', tmp_path / 'colorized')) == 1
 
 
