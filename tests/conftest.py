@@ -6,18 +6,26 @@ test imports jax. Subprocesses started by tests inherit it.
 The session shares one fresh persistent compilation cache with the run.py subprocesses it
 starts: the end-to-end tests run the same experiments several times (a run and its resume,
 a failed command and its correction), and each compiles once instead of every time. The
-cache is new per session, so nothing compiled by other code is ever reused.
+cache is new per session, so nothing compiled by other code is ever reused, and the process
+that made it removes it when the session ends.
 """
 
 import os
+import shutil
 import tempfile
 
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=4').strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-# pytest-xdist workers share the cache of their run (one id per `pytest -n` invocation).
-_RUN_ID = os.environ.get('PYTEST_XDIST_TESTRUNUID')
-os.environ['JAX_COMPILATION_CACHE_DIR'] = (
-    os.path.join(tempfile.gettempdir(), f'colorjax-test-xla-cache-{_RUN_ID}') if _RUN_ID
-    else tempfile.mkdtemp(prefix='colorjax-test-xla-cache-'))
+# The first pytest process makes the cache; pytest-xdist workers inherit its environment.
+_CACHE_VARIABLE = 'COLORJAX_TEST_XLA_CACHE'
+_CACHE_MADE_HERE = _CACHE_VARIABLE not in os.environ
+if _CACHE_MADE_HERE:
+  os.environ[_CACHE_VARIABLE] = tempfile.mkdtemp(prefix='colorjax-test-xla-cache-')
+os.environ['JAX_COMPILATION_CACHE_DIR'] = os.environ[_CACHE_VARIABLE]
 os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0.5'
+
+
+def pytest_sessionfinish():
+  if _CACHE_MADE_HERE:
+    shutil.rmtree(os.environ.pop(_CACHE_VARIABLE), ignore_errors=True)
