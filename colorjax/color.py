@@ -93,6 +93,21 @@ def fit_chroma_to_gamut(lab, iterations: int = 20, slack: float = 1e-5):
   return jnp.concatenate([lightness, scale * ab], axis=-1)
 
 
+def lab_from_uint8(rgb_uint8):
+  """uint8 RGB as the pipeline ships it -> Lab, float32."""
+  return rgb_to_lab(rgb_uint8.astype(jnp.float32) / 255.0)
+
+
+def colorized_uint8(lightness, ab):
+  """What a colorization shows: ab (..., h, w, 2) at the network's resolution, resized to the
+  lightness (..., H, W, 1), joined with it, pulled into the sRGB gamut along its hue, and
+  rounded to 8-bit sRGB (..., H, W, 3). Evaluation and inference both call this, so a report
+  scores exactly the pixels `run.py colorize` writes."""
+  ab = jax.image.resize(ab, (*lightness.shape[:-1], 2), 'linear')
+  lab = fit_chroma_to_gamut(jnp.concatenate([lightness, ab], axis=-1))
+  return jnp.round(lab_to_rgb(lab) * 255).astype(jnp.uint8)
+
+
 def rgb_to_yuv(rgb):
   """RGB in [0, 1] -> YUV (BT.601): Y in [0, 1], U in [-0.436, 0.436], V in [-0.615, 0.615]."""
   return _matmul3(_float(rgb), _YUV_FROM_RGB)
@@ -101,6 +116,10 @@ def rgb_to_yuv(rgb):
 def yuv_to_rgb(yuv):
   """YUV (BT.601) -> RGB, the exact inverse of rgb_to_yuv (no clipping)."""
   return _matmul3(_float(yuv), _RGB_FROM_YUV)
+
+
+def yuv_from_uint8(rgb_uint8):
+  return rgb_to_yuv(rgb_uint8.astype(jnp.float32) / 255.0)
 
 
 @flax.struct.dataclass
@@ -115,6 +134,10 @@ class LabNorm:
 
   def normalize(self, lab):
     return (lab - self.offset) / self.scale
+
+  def normalize_l(self, lightness):
+    """L (..., 1) in Lab units -> the normalized network input."""
+    return (lightness - self.offset[:1]) / self.scale[:1]
 
   def denormalize(self, lab_normalized):
     return lab_normalized * self.scale + self.offset

@@ -1,115 +1,27 @@
-"""Colorize a user's image files with a trained run.
+"""`run.py colorize`: colour a user's image files with a trained run.
 
   python run.py colorize --workdir=runs/zhang_softmax/smoke old_photos/ --out=colorized
 
-Any run's workdir works: its config.json names the program, whose `colorizer(config, workdir,
-options)` says which checkpoint holds the trained network, the state it restores into, the
-resolution the network works at and how it turns L into ab. Files go through the network in
-batches at that resolution; the predicted ab is resized to each file's own size and joined
-with the file's full-resolution L, then pulled into the sRGB gamut along its hue
-(color.fit_chroma_to_gamut), so the output has the input's size, sharpness and lightness.
-Colour inputs are used through their L only, exactly as a gray photo of the same lightness.
+The command line only: finding files, naming outputs, decoding the next batch while the
+devices work, writing PNGs. What a run's network does with a photo is colorjax.inference,
+the same code that colorjax.load gives a notebook and the reports are computed with.
 """
 
 import concurrent.futures
-import dataclasses
-import importlib
-import json
 import pathlib
 import sys
-from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import PIL.Image
-from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from colorjax import color, images, losses, report, train
+from colorjax import color, images, inference, report
 from colorjax.errors import ArgumentParser, UsageError
+from colorjax.program import DEFAULT_TEMPERATURE, Options
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-DEFAULT_TEMPERATURE = 0.38  # Zhang et al.'s annealed-mean T
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-  """What the user chose beyond the files: a program's colorizer reads what applies to it."""
-  network: str | None = None      # which of a workdir's networks (e.g. a U-Net task)
-  temperature: float | None = None  # annealed-mean T of the softmax head
-  samples: int | None = None      # GAN outputs per file
-  seed: int = 0                   # GAN noise
-
-
-@dataclasses.dataclass(frozen=True)
-class Trained:
-  """One trained network of a workdir, and how it colours L."""
-  checkpoint_dir: pathlib.Path   # holds checkpoints/
-  init: Callable[[], Any]        # () -> a fresh state shaped as the checkpoint's
-  predict_ab: Callable           # (state, lab (N, h, w, 3), keys (N,)) -> ab (S, N, h', w', 2)
-  size: tuple[int, int]          # the working resolution (h, w)
-  uses: frozenset = frozenset()  # the Options fields it reads besides network
-
-
-def choose(options: Options, available, default: str) -> str:
-  """The network the user named (--network), or the default; one line if it is unknown."""
-  name = options.network or default
-  if name not in available:
-    raise UsageError(f"--network={name}: this workdir holds {', '.join(available)}")
-  return name
-
-
-def single(options: Options, program: str):
-  if options.network is not None:
-    raise UsageError(f'--network={options.network}: a {program} workdir holds one network; '
-                     'leave --network out')
-
-
-def _load_config(workdir: pathlib.Path, options: Options):
-  """(config, run workdir, options): a subfolder of a multi-network run (runs/unet_portrait/
-  l2ab) stands for that network of its parent's run."""
-  if not (workdir / 'config.json').is_file():
-    if (workdir.parent / 'config.json').is_file() and options.network is None:
-      return _load_config(workdir.parent, dataclasses.replace(options, network=workdir.name))
-    raise UsageError(f'{workdir} holds no run (no config.json): pass '
-                     '--workdir=runs/<experiment>[/<variant>] of a trained run')
-  config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
-  return config, workdir, options
-
-
-def load(workdir: pathlib.Path, options: Options) -> tuple[Trained, Any]:
-  """The trained network of a workdir and its restored state."""
-  config, workdir, options = _load_config(workdir, options)
-  program = importlib.import_module(f'colorjax.{config.program}')
-  if not hasattr(program, 'colorizer'):
-    raise UsageError(f'{workdir} is a {config.program} run, which trains no colorizer: pass '
-                     'the workdir of a training run')
-  trained = program.colorizer(config, workdir, options)
-  for field in ('temperature', 'samples'):
-    if getattr(options, field) is not None and field not in trained.uses:
-      raise UsageError(f'--{field} does not apply to a {config.program} run '
-                       f"({'the Zhang softmax head' if field == 'temperature' else 'the GAN'}"
-                       ' takes it)')
-  return trained, _restore(trained)
-
-
-def _restore(trained: Trained):
-  directory = trained.checkpoint_dir / 'checkpoints'
-  if not any(directory.glob('[0-9]*')):
-    raise UsageError(f'no checkpoint in {directory}: train first (python run.py '
-                     '--experiment=...), or pass the --workdir of a trained run')
-  checkpoints = train.Checkpoints(trained.checkpoint_dir, max_to_keep=None)
-  try:
-    abstract = jax.eval_shape(trained.init)
-    mismatch = checkpoints.mismatch(abstract)
-    if mismatch:
-      raise UsageError(f'the checkpoint in {directory} does not match the config.json beside '
-                       f'it ({mismatch}); pass the workdir the checkpoint was trained in')
-    return checkpoints.restore(abstract)
-  finally:
-    checkpoints.close()
 
 
 def find_images(paths) -> tuple[list[pathlib.Path], list[str]]:
@@ -153,44 +65,21 @@ def _read(path):
 
 
 @jax.jit
-def _join(rgb_uint8, ab_small):
-  """A file's uint8 (H, W, 3) and predicted ab (S, h, w, 2) -> S colorized uint8 (H, W, 3)
-  with the file's L, and the file as the gray the network saw."""
-  lightness = losses.lab_from_uint8(rgb_uint8)[..., :1]
-  samples = ab_small.shape[0]
-  ab = jax.image.resize(ab_small, (samples, *lightness.shape[:2], 2), 'linear')
-  lab = jnp.concatenate([jnp.broadcast_to(lightness, (samples, *lightness.shape)), ab], -1)
-  to_uint8 = lambda rgb: jnp.round(color.lab_to_rgb(rgb) * 255).astype(jnp.uint8)
+def _gray(rgb_uint8):
+  """The image as the gray the network saw: its L with no colour, as uint8 sRGB."""
+  lightness = color.lab_from_uint8(rgb_uint8)[..., :1]
   gray = jnp.concatenate([lightness, jnp.zeros_like(lightness), jnp.zeros_like(lightness)], -1)
-  return to_uint8(color.fit_chroma_to_gamut(lab)), to_uint8(gray)
+  return jnp.round(color.lab_to_rgb(gray) * 255).astype(jnp.uint8)
 
 
-def _make_predict(trained: Trained, state, seed: int):
-  """jitted (uint8 RGB at the working size, file indices) -> ab (S, N, h', w', 2), data-
-  parallel over the mesh; file i's noise depends on (seed, i) only."""
-  mesh = train.data_mesh()
-  replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
-
-  def predict(state, rgb_uint8, indices):
-    lab = losses.lab_from_uint8(rgb_uint8)
-    gray = jnp.concatenate([lab[..., :1], jnp.zeros_like(lab[..., 1:])], -1)
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.PRNGKey(seed), indices)
-    return trained.predict_ab(state, gray, keys)
-
-  jitted = jax.jit(predict, in_shardings=(replicated, split, split))
-  state = jax.device_put(state, replicated)
-  return lambda rgb, indices: jitted(state, rgb, indices)
-
-
-def colorize_files(trained, state, files, names, *, seed=0, compare=False, batch_size=8):
-  """Colorize `files` into `names` (one per file; GAN samples get _1, _2, ...): the number of
-  files that could not be read (each reported on stderr). The next batch is decoded while
-  the device works on this one."""
+def colorize_files(colorizer: inference.Colorizer, files, names, *, compare=False,
+                   batch_size=8):
+  """Colorize `files` into `names` (one per file; several samples get _1, _2, ...): the number
+  of files that could not be read (each reported on stderr). The next batch is decoded while
+  the devices work on this one."""
   if not files:
     return 0
-  predict = _make_predict(trained, state, seed)
-  devices = jax.device_count()
-  batch_size = -(-min(batch_size, len(files)) // devices) * devices  # one shape: one compile
+  batch_size = min(batch_size, len(files))
   chunks = [range(start, min(start + batch_size, len(files)))
             for start in range(0, len(files), batch_size)]
   failed = 0
@@ -210,17 +99,19 @@ def colorize_files(trained, state, files, names, *, seed=0, compare=False, batch
         else:
           good.append(i)
       if good:
-        small = list(pool.map(lambda i: images.resize_rgb(decoded[i], trained.size), good))
-        padding = batch_size - len(good)
-        ab = predict(np.stack(small + small[:1] * padding),
-                     np.asarray(good + [0] * padding, np.int32))
+        small = list(pool.map(lambda i: images.resize_rgb(decoded[i], colorizer.size), good))
+        # One shape per batch (short batches padded): one compile.
+        small += small[:1] * (batch_size - len(good))
+        lightness = color.lab_from_uint8(jnp.asarray(np.stack(small)))[..., :1]
+        ab = colorizer.predict_ab_batch(lightness, good + [0] * (batch_size - len(good)))
         for k, i in enumerate(good):
-          _write(names[i], decoded[i], *jax.device_get(_join(decoded[i], ab[:, k])), compare)
+          outputs = jax.device_get(inference.colorized(decoded[i], ab[:, k]))
+          _write(names[i], decoded[i], outputs, compare)
       bar.update(len(chunk))
   return failed
 
 
-def _write(name: pathlib.Path, rgb, outputs, gray, compare):
+def _write(name: pathlib.Path, rgb, outputs, compare):
   """name.png, or name_1.png, name_2.png, ... for several samples; with `compare`, also
   name_compare.png: the gray input, the outputs, and the original when it has colour."""
   name.parent.mkdir(parents=True, exist_ok=True)
@@ -228,7 +119,7 @@ def _write(name: pathlib.Path, rgb, outputs, gray, compare):
   for i, output in enumerate(outputs):
     PIL.Image.fromarray(output).save(name.with_stem(f'{name.stem}_{i + 1}') if several else name)
   if compare:
-    panels = [gray, *outputs]
+    panels = [jax.device_get(_gray(rgb)), *outputs]
     titles = ['input (gray)'] + ([f'sample {i + 1}' for i in range(len(outputs))] if several
                                  else ['colorized'])
     if images.has_colour(rgb, threshold=1.0):
@@ -253,7 +144,7 @@ def _parse_args(argv):
                       help=f'annealed-mean T of the softmax head (default {DEFAULT_TEMPERATURE})')
   parser.add_argument('--samples', type=int, help='GAN: outputs per file (default 1)')
   parser.add_argument('--seed', type=int, default=0, help='GAN: noise seed (default 0)')
-  parser.add_argument('--batch_size', type=int, default=8, help='files per device batch')
+  parser.add_argument('--batch_size', type=int, default=8, help='files per batch')
   args = parser.parse_args(argv)
   if args.temperature is not None and args.temperature <= 0:
     parser.error(f'--temperature={args.temperature} must be positive')
@@ -268,15 +159,16 @@ def main(argv) -> int:
   """0 when every file was colorized, 1 when some could not be read (the rest are done)."""
   args = _parse_args(argv)
   options = Options(args.network, args.temperature, args.samples, args.seed)
-  trained, state = load(pathlib.Path(args.workdir), options)
+  trained, variables = inference.load_trained(pathlib.Path(args.workdir), options)
   files, missing = find_images(args.paths)
   for path in missing:
     print(f'skipped {path}: no such file or folder', file=sys.stderr)
   if not files and not missing:
     raise UsageError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(args.paths)}")
   out = pathlib.Path(args.out)
-  failed = len(missing) + colorize_files(trained, state, files, output_names(files, out),
-                                         seed=args.seed, compare=args.compare,
+  names = output_names(files, out)
+  colorizer = inference.Colorizer(trained, variables, options)
+  failed = len(missing) + colorize_files(colorizer, files, names, compare=args.compare,
                                          batch_size=args.batch_size)
   done = len(files) + len(missing) - failed
   print(f'colorized {done} of {done + failed} file(s) into {out}'

@@ -1,9 +1,12 @@
-"""Experiment discovery, `--config.key=value` overrides with one-line errors, and the config
-blocks experiments share."""
+"""Configs: finding experiments (by name or file), `--config.key=value` overrides with
+one-line errors, the blocks experiments share, and binding a workdir to the config it ran."""
 
 import ast
 import importlib
+import importlib.util
+import json
 import pathlib
+import sys
 
 import ml_collections
 
@@ -32,6 +35,31 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
   return config
 
 
+def schedule(config, *, num_steps=0, epochs=None, log_every=100, checkpoint_every=1000,
+             max_to_keep=2, eval_batches=100, report_images=6):
+  """The length, logging, checkpoint and evaluation fields of a training stage (what
+  supervised.fit_network and train.fit read); `epochs` (> 0), for programs that count in
+  epochs, overrides `num_steps`."""
+  config.update(dict(num_steps=num_steps, log_every=log_every,
+                     checkpoint_every=checkpoint_every, max_to_keep=max_to_keep,
+                     eval_batches=eval_batches, report_images=report_images))
+  if epochs is not None:
+    config.epochs = epochs
+  return config
+
+
+def smoke(config, *, crop, num_steps, **changes):
+  """Shrink a stage to a smoke run: the bundled photos, batches of 8, `num_steps` steps with
+  one checkpoint at the end, one eval batch; `changes` set any other field."""
+  config.data.update(source='samples', crop=crop, batch_size=8, eval_batch_size=8,
+                     shuffle_buffer=64)
+  if 'epochs' in config:
+    config.epochs = 0
+  config.update(dict(num_steps=num_steps, checkpoint_every=num_steps, eval_batches=1,
+                     report_images=4) | changes)
+  return config
+
+
 def list_experiments() -> dict[str, str]:
   """name -> first line of the module docstring, read without importing the module."""
   experiments = {}
@@ -43,6 +71,24 @@ def list_experiments() -> dict[str, str]:
   return experiments
 
 
+def _make_experiments_importable():
+  """The package `experiments` lives beside colorjax/ in the checkout, which is not on
+  sys.path when the `colorjax` command runs."""
+  root = str(EXPERIMENTS_DIR.parent)
+  if root not in sys.path:
+    sys.path.append(root)
+
+
+def _experiment_module(name: str):
+  _make_experiments_importable()
+  return importlib.import_module(f'experiments.{name}')
+
+
+def variants(name: str) -> tuple[str, ...]:
+  """The variants an experiment module names in VARIANTS (e.g. zhang_softmax: smoke)."""
+  return tuple(getattr(_experiment_module(name), 'VARIANTS', ()))
+
+
 def load_config(spec: str) -> ml_collections.ConfigDict:
   """'NAME' or 'NAME:VARIANT' (e.g. zhang_softmax:smoke): get_config() or get_config(VARIANT)."""
   name, _, variant = spec.partition(':')
@@ -50,13 +96,42 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   if name not in known:
     raise UsageError(f"unknown experiment '{name}'; choose one of: {', '.join(known)} "
                      '(python run.py --list describes them)')
-  module = importlib.import_module(f'experiments.{name}')
+  return _get_config(_experiment_module(name), f"experiment '{name}'", variant)
+
+
+def split_config_file(spec: str) -> tuple[pathlib.Path, str]:
+  """'PATH.py[:VARIANT]' -> (path, variant or '')."""
+  path, variant = spec, ''
+  if ':' in pathlib.Path(spec).name:
+    path, _, variant = spec.rpartition(':')
+  return pathlib.Path(path).expanduser(), variant
+
+
+def load_config_file(spec: str) -> ml_collections.ConfigDict:
+  """'PATH.py' or 'PATH.py:VARIANT': a config module outside experiments/, with get_config()
+  as an experiment module has."""
+  path, variant = split_config_file(spec)
+  if path.suffix != '.py' or not path.is_file():
+    raise UsageError(f"--config={spec}: no config module '{path}'; pass PATH.py[:VARIANT] of a "
+                     'Python file with get_config()')
+  _make_experiments_importable()  # a config module may build on an experiment's
+  module_spec = importlib.util.spec_from_file_location(f'_colorjax_config_{path.stem}', path)
+  module = importlib.util.module_from_spec(module_spec)
+  sys.modules[module_spec.name] = module  # dataclasses and pickling look modules up here
+  module_spec.loader.exec_module(module)
+  if not callable(getattr(module, 'get_config', None)):
+    raise UsageError(f'--config={spec}: {path} defines no get_config(); give it one that '
+                     'returns an ml_collections.ConfigDict')
+  return _get_config(module, str(path), variant)
+
+
+def _get_config(module, what: str, variant: str) -> ml_collections.ConfigDict:
   if not variant:
     return module.get_config()
-  variants = getattr(module, 'VARIANTS', ())
-  if variant not in variants:
-    raise UsageError(f"experiment '{name}' has no variant '{variant}'"
-                     + (f"; variants: {', '.join(variants)}" if variants else ''))
+  known = getattr(module, 'VARIANTS', ())
+  if variant not in known:
+    raise UsageError(f"{what} has no variant '{variant}'"
+                     + (f"; variants: {', '.join(known)}" if known else ''))
   return module.get_config(variant)
 
 
@@ -116,3 +191,28 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
       node = node[parent]
     node[leaf] = _parse(raw, node[leaf], key)
   return config
+
+
+def bind_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict,
+                 may_change=('num_steps',)):
+  """Write config.json, or refuse to resume a run that was started with another config.
+
+  Only a run that saved a checkpoint binds the workdir: a command that failed before training
+  (a typo in a value, say) leaves nothing that a corrected command would trip over.
+  """
+  from colorjax import distributed  # jax: only once a run is about to start
+  path = workdir / 'config.json'
+  new = json.loads(config.to_json_best_effort())
+  if path.exists() and any((workdir / 'checkpoints').glob('[0-9]*')):
+    old = json.loads(path.read_text())
+    differ = sorted(k for k in set(old) | set(new)
+                    if k not in may_change and old.get(k) != new.get(k))
+    if differ:
+      raise UsageError(
+          f"{workdir} holds a run made with a different config ({', '.join(differ)} differ); "
+          'pass a new --workdir, or delete that folder to start over')
+  if distributed.is_main():  # every process checks (and stops with its error); one writes
+    workdir.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix('.tmp')
+    temporary.write_text(json.dumps(new, indent=2, sort_keys=True) + '\n')
+    temporary.replace(path)  # atomic: another process never reads half a file

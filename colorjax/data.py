@@ -24,6 +24,7 @@ import hashlib
 import io
 import math
 import pathlib
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -58,7 +59,7 @@ class Source:
   """
   records: tf.data.Dataset
   num_examples: int
-  decode: callable
+  decode: Callable[[dict], dict]
   skipped: list = dataclasses.field(default_factory=list)  # unreadable files, for the report
 
 

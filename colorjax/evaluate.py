@@ -1,15 +1,13 @@
 """Metrics of colorization, shared by every experiment.
 
 Per-image metrics take RGB as float in [0, 1] with images on the last three axes (H, W, 3).
-Evaluation over a dataset streams: `batch_sums` reduces one batch (padding masked out) to
-sums that add across batches and processes, and `summarize` turns the totals into metrics.
+Evaluation over a dataset streams (colorjax/evaluator.py): `batch_sums` reduces one batch
+(padding masked out) to sums that add across batches and processes, and `summarize` turns
+the totals into metrics. Pure functions of arrays: nothing here reads data or devices.
 """
 
 import jax.numpy as jnp
 import numpy as np
-from tqdm import tqdm
-
-from colorjax import data, distributed
 
 AUC_MAX_ERROR = 150.0  # ab error thresholds 0..150, as Zhang et al.
 PSNR_CAP_DB = 100.0    # a perfect reconstruction would be +inf; capped so means stay finite
@@ -118,21 +116,3 @@ def summarize(total) -> dict:
       'image_ab_var_pred': float(total['image_ab_var_pred'] / total['images']),
       'image_ab_var_true': float(total['image_ab_var_true'] / total['images']),
   }
-
-
-def over_batches(evaluator, batches, num_batches, mesh, report_images, summarize=summarize):
-  """Stream eval batches through a jitted `evaluator(global batch) -> ({name: sums},
-  panels (B, columns, H, W, 3))`: ({name: summarize(totals)}, the panels of the first
-  `report_images` real examples, one grid row each). The sums are batch_sums, or any sums
-  that `summarize` understands."""
-  totals, rows = {}, []
-  for batch in tqdm(batches, total=num_batches, desc='evaluate', leave=False,
-                    disable=not distributed.is_main()):
-    global_batch = data.to_global(batch, mesh)
-    sums, panels = evaluator(global_batch)
-    for name, batch_sums_ in distributed.to_host(sums).items():
-      totals[name] = add_sums(totals.get(name, {}), batch_sums_)
-    if len(rows) < report_images:  # the same in every process: the gather is collective
-      mask, panels = distributed.to_host((global_batch['mask'], panels))
-      rows += list(panels[np.flatnonzero(mask)[:report_images - len(rows)]])
-  return {name: summarize(total) for name, total in totals.items()}, rows

@@ -1,8 +1,8 @@
 """Losses, each built as loss_fn(params, batch_stats, batch, key) -> (loss, (metrics, batch_stats)).
 
 That signature is what train.make_train_step differentiates; a GAN's two losses take the other
-network's variables as well (train.make_gan_train_step). Colour conversion happens here, on
-device, from the uint8 RGB the input pipeline ships (DESIGN.md, data flow).
+network's variables as well (programs/yuv_gan.gan_train_step). Colour conversion happens
+here, on device, from the uint8 RGB the input pipeline ships (docs/DESIGN.md, data flow).
 """
 
 import jax
@@ -10,17 +10,6 @@ import jax.numpy as jnp
 import optax
 
 from colorjax import color, quantize
-
-
-def lab_from_uint8(rgb_uint8):
-  """uint8 RGB as the pipeline ships it -> Lab, float32."""
-  return color.rgb_to_lab(rgb_uint8.astype(jnp.float32) / 255.0)
-
-
-def split_lab(rgb_uint8, norm: color.LabNorm):
-  """uint8 RGB -> normalized (L, ab), NHWC with 1 and 2 channels."""
-  lab = norm.normalize(lab_from_uint8(rgb_uint8))
-  return lab[..., :1], lab[..., 1:]
 
 
 def _apply_training(model, params, batch_stats, *model_inputs, key):
@@ -56,7 +45,7 @@ def ab_regression(model, norm: color.LabNorm, gray_threshold=None, error='square
   images get weight 0 (colour_weight)."""
 
   def loss_fn(params, batch_stats, batch, key):
-    lab = lab_from_uint8(batch['rgb'])
+    lab = color.lab_from_uint8(batch['rgb'])
     normalized = norm.normalize(lab)
     ab_pred, batch_stats = _apply_training(model, params, batch_stats, normalized[..., :1],
                                            key=key)
@@ -71,7 +60,7 @@ def rgb_regression(model, norm: color.LabNorm, gray_threshold=None, error='absol
   """Gray -> RGB: mean absolute (or squared) error on RGB in [0, 1], from the normalized L."""
 
   def loss_fn(params, batch_stats, batch, key):
-    lab = lab_from_uint8(batch['rgb'])
+    lab = color.lab_from_uint8(batch['rgb'])
     rgb_pred, batch_stats = _apply_training(model, params, batch_stats,
                                             norm.normalize(lab)[..., :1], key=key)
     rgb_true = batch['rgb'].astype(jnp.float32) / 255.0
@@ -86,7 +75,7 @@ def classification(model, norm: color.LabNorm):
   metric 'accuracy' is the top-1 share of the batch."""
 
   def loss_fn(params, batch_stats, batch, key):
-    l_in = norm.normalize(lab_from_uint8(batch['rgb']))[..., :1]
+    l_in = norm.normalize(color.lab_from_uint8(batch['rgb']))[..., :1]
     logits, batch_stats = _apply_training(model, params, batch_stats, l_in, key=key)
     loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']))
     accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == batch['label'])
@@ -98,7 +87,7 @@ def classification(model, norm: color.LabNorm):
 def _model_at_quarter(model, params, batch_stats, batch, key):
   """Lab of the batch, the model's output from L, and the true ab at the output's 1/4
   resolution (every 4th pixel, as Zhang et al.'s released training code subsamples)."""
-  lab = lab_from_uint8(batch['rgb'])
+  lab = color.lab_from_uint8(batch['rgb'])
   output, batch_stats = _apply_training(model, params, batch_stats, lab[..., :1], key=key)
   return lab, output, lab[:, ::4, ::4, 1:], batch_stats
 
@@ -159,10 +148,6 @@ def gradient_penalty(critic, real, fake, key):
   return jnp.mean((norms - 1.0) ** 2)
 
 
-def yuv_from_uint8(rgb_uint8):
-  return color.rgb_to_yuv(rgb_uint8.astype(jnp.float32) / 255.0)
-
-
 def yuv_gan(generator, discriminator, adversarial='bce', l1_weight=0.0, gp_weight=10.0):
   """The conditional YUV GAN's (critic_loss_fn, generator_loss_fn).
 
@@ -183,7 +168,7 @@ def yuv_gan(generator, discriminator, adversarial='bce', l1_weight=0.0, gp_weigh
 
   def critic_loss_fn(params, batch_stats, g_variables, batch, key):
     sample_key, penalty_key = jax.random.split(key)
-    real = yuv_from_uint8(batch['rgb'])
+    real = color.yuv_from_uint8(batch['rgb'])
     fake, _ = sample(g_variables['params'], g_variables['batch_stats'], real, sample_key)
     fake = jax.lax.stop_gradient(fake)
     # Real and fake in separate passes, so BatchNorm never mixes them in one batch (DCGAN).
@@ -198,7 +183,7 @@ def yuv_gan(generator, discriminator, adversarial='bce', l1_weight=0.0, gp_weigh
     return loss, (metrics, batch_stats)
 
   def generator_loss_fn(params, batch_stats, d_variables, batch, key):
-    real = yuv_from_uint8(batch['rgb'])
+    real = color.yuv_from_uint8(batch['rgb'])
     fake, batch_stats = sample(params, batch_stats, real, key)
     logits, _ = _apply_training(discriminator, d_variables['params'], d_variables['batch_stats'],
                                 fake, key=key)

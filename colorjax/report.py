@@ -1,6 +1,7 @@
-"""Figures and report.md of a run. Uses matplotlib's Figure directly: no pyplot global state,
-no display needed."""
+"""What a run writes for people: report.md, its tables and figures, metrics_eval.json. Uses
+matplotlib's Figure directly: no pyplot global state, no display needed."""
 
+import json
 import pathlib
 
 import numpy as np
@@ -11,6 +12,44 @@ def markdown_table(header, rows) -> str:
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
   return '\n'.join(lines)
+
+
+# The colorization metrics of evaluate.summarize as table columns: (header, cell format).
+METRIC_COLUMNS = (
+    ('PSNR (dB)', lambda m: f"{m['psnr']:.2f}"),
+    ('AuC', lambda m: f"{m['auc']:.4f}"),
+    ('AuC rebalanced', lambda m: f"{m['auc_rebalanced']:.4f}"),
+    ('colourfulness pred / true',
+     lambda m: f"{m['colourfulness_pred']:.1f} / {m['colourfulness_true']:.1f}"),
+    ('ab std pred / true', lambda m: f"{m['ab_std_pred']:.2f} / {m['ab_std_true']:.2f}"),
+    ('ab-std ratio', lambda m: f"{m['ab_std_ratio']:.3f}"),
+    ('per-image ab variance pred / true',
+     lambda m: f"{m['image_ab_var_pred']:.1f} / {m['image_ab_var_true']:.1f}"),
+)
+METRICS_NOTE = (
+    'Scored on the images exactly as `run.py colorize` writes them (the network\'s ab joined '
+    'with the true L, fitted to the sRGB gamut, 8-bit). AuC: area under the fraction of pixels '
+    'with ab error <= t, t in 0..150, normalized to 1 (rebalanced: pixels weighted by inverse '
+    'bin frequency). ab-std ratio: std of predicted ab / std of true ab; below 1 means '
+    'desaturated. Per-image ab variance near 0: one colour per image.')
+
+
+def metrics_table(metrics: dict, label=('network',)) -> str:
+  """One row per entry of {row label: evaluate.summarize metrics}; a tuple label fills several
+  label columns. A 'diversity' column follows when the metrics have one."""
+  columns = list(METRIC_COLUMNS)
+  if any('diversity' in m for m in metrics.values()):
+    columns.append(('diversity', lambda m: f"{m['diversity']:.2f}"))
+  rows = [[*(key if isinstance(key, tuple) else (key,)), *(cell(m) for _, cell in columns)]
+          for key, m in metrics.items()]
+  return markdown_table([*label, *(header for header, _ in columns)], rows)
+
+
+def save_metrics(workdir, metrics: dict) -> pathlib.Path:
+  """metrics_eval.json: what other experiments (zhang_compare) and tools read."""
+  path = pathlib.Path(workdir) / 'metrics_eval.json'
+  path.write_text(json.dumps(metrics, indent=2) + '\n')
+  return path
 
 
 def mean_std(values, fmt='{:.4g}') -> str:

@@ -1,8 +1,8 @@
-"""Train one network on a data source and evaluate it: what the single-network programs share.
+"""Train one network on a data source: what the programs that train single networks share.
 
 A stage config holds `data` (configs.data_config), `optimizer`, `seed`, `num_steps` or
-`epochs`, `checkpoint_every`, `log_every`, `max_to_keep`, `eval_batches` and `report_images`.
-A program may run several stages, each in its own workdir.
+`epochs`, and the fields of configs.schedule. A program may train several stages, each in
+its own workdir (the flowers classifier, then two colorizers).
 """
 
 import math
@@ -10,7 +10,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from colorjax import data, evaluate, train
+from colorjax import data, train
 
 
 def num_steps(stage, source) -> int:
@@ -47,25 +47,6 @@ def fit_network(stage, workdir, model, loss_fn, *, source=None, init=None,
                    description=description)
 
 
-def evaluate_on_source(stage, evaluator, summarize=evaluate.summarize):
-  """Run `evaluator(global batch) -> ({name: sums}, panels)` over the eval split (at most
-  `stage.eval_batches` batches): ({name: summarize(totals)}, grid rows, eval source)."""
-  source = data.load_source(stage.data, 'eval')
-  num_batches = min(stage.eval_batches, data.num_eval_batches(source.num_examples,
-                                                              stage.data.eval_batch_size))
-  metrics, grid = evaluate.over_batches(
-      evaluator, data.eval_batches(source, stage.data, num_batches), num_batches,
-      train.data_mesh(), stage.report_images, summarize)
-  return metrics, grid, source
-
-
-def jit_with(evaluate_batch, variables):
-  """jit `evaluate_batch(variables, batch)` and bind the variables: they reach the compiled
-  function as an argument, not as constants compiled into it."""
-  jitted = jax.jit(evaluate_batch)
-  return lambda batch: jitted(variables, batch)
-
-
 def variables(state: train.TrainState) -> dict:
+  """What a network's apply (and a predictor) takes from its training state."""
   return {'params': state.params, 'batch_stats': state.batch_stats}
-

@@ -7,8 +7,8 @@ checkpoints every `checkpoint_every` steps and at the end, metrics.jsonl, a prog
 the NaN guard. Batch k and the key of step k are functions of (seed, k), so a run killed at
 any point and started again ends with the same parameters as one never interrupted.
 
-The state is any pytree: TrainState for one network, GanState for a generator and a critic
-(each a Network with its own optimizer state and BatchNorm statistics); fit only checkpoints
+The state is any pytree: TrainState for one network, or a program's own (the GAN's holds two
+Networks, each with its own optimizer state and BatchNorm statistics); fit only checkpoints
 it and checks that its floating-point leaves and the metrics ending in 'loss' stay finite.
 """
 
@@ -20,7 +20,6 @@ from typing import Any, Callable
 import flax.struct
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
@@ -72,7 +71,8 @@ def init_state(model, tx, key, sample_input) -> TrainState:
                     opt_state=network.opt_state, batch_stats=network.batch_stats, key=state_key)
 
 
-def _apply_gradients(tx, grads, opt_state, params):
+def apply_gradients(tx, grads, opt_state, params):
+  """(new params, new optimizer state) after one optimizer update."""
   updates, opt_state = tx.update(grads, opt_state, params)
   return optax.apply_updates(params, updates), opt_state
 
@@ -84,7 +84,7 @@ def make_train_step(loss_fn, tx):
     key = jax.random.fold_in(state.key, state.step)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, (metrics, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch, key)
-    params, opt_state = _apply_gradients(tx, grads, state.opt_state, state.params)
+    params, opt_state = apply_gradients(tx, grads, state.opt_state, state.params)
     state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                           batch_stats=batch_stats)
     return state, {'loss': loss, **metrics}
@@ -109,66 +109,6 @@ def init_network(model, tx, key, *sample_inputs) -> Network:
   params = variables['params']
   return Network(params=params, opt_state=tx.init(params),
                  batch_stats=variables.get('batch_stats', {}))
-
-
-@flax.struct.dataclass
-class GanState:
-  step: jax.Array
-  generator: Network
-  discriminator: Network
-  key: jax.Array
-
-
-def make_gan_train_step(critic_loss_fn, generator_loss_fn, critic_tx, generator_tx,
-                        n_critic: int = 1, clip: float | None = None):
-  """(GanState, batch) -> (GanState, metrics): `n_critic` critic updates, then one generator
-  update, in one function (jit it once with shard_train_step).
-
-  The batch is split into `n_critic` parts, so every critic update sees real images of its
-  own, as in WGAN's reference loop; the generator update uses the last part's conditions.
-  The losses are (params, batch_stats, other network's variables, batch, key) -> (loss,
-  (metrics, batch_stats)) (losses.yuv_gan). With `clip`, every critic weight is clipped to
-  [-clip, clip] after each of its updates (WGAN).
-  """
-
-  def update(network, tx, loss_fn, other, batch, key):
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, (metrics, batch_stats)), grads = grad_fn(
-        network.params, network.batch_stats, other.variables, batch, key)
-    params, opt_state = _apply_gradients(tx, grads, network.opt_state, network.params)
-    return Network(params, opt_state, batch_stats), loss, metrics
-
-  def split(x):
-    """(n_critic * b, ...) -> (n_critic, b, ...), part i = examples i, i + n_critic, ...: the
-    examples each device holds stay on it."""
-    if x.shape[0] % n_critic:
-      raise ValueError(f'a batch of {x.shape[0]} does not split into n_critic={n_critic} parts')
-    return x.reshape(x.shape[0] // n_critic, n_critic, *x.shape[1:]).swapaxes(0, 1)
-
-  def train_step(state: GanState, batch):
-    key = jax.random.fold_in(state.key, state.step)
-
-    def critic_update(critic, index, part):
-      critic, loss, metrics = update(critic, critic_tx, critic_loss_fn, state.generator, part,
-                                     jax.random.fold_in(key, index))
-      if clip is not None:
-        critic = critic.replace(params=jax.tree.map(lambda w: jnp.clip(w, -clip, clip),
-                                                    critic.params))
-      return critic, {'d_loss': loss, **metrics}
-
-    parts = jax.tree.map(split, batch)
-    critic, critic_metrics = state.discriminator, []
-    for index in range(n_critic):  # unrolled: under lax.scan, XLA:CPU took 2x as long
-      critic, metrics = critic_update(critic, index, jax.tree.map(lambda x: x[index], parts))
-      critic_metrics.append(metrics)
-    generator, loss, metrics = update(state.generator, generator_tx, generator_loss_fn, critic,
-                                      jax.tree.map(lambda x: x[-1], parts),
-                                      jax.random.fold_in(key, n_critic))
-    state = state.replace(step=state.step + 1, generator=generator, discriminator=critic)
-    critic_metrics = jax.tree.map(lambda *values: jnp.mean(jnp.stack(values)), *critic_metrics)
-    return state, {**critic_metrics, 'g_loss': loss, **metrics}
-
-  return train_step
 
 
 def advance_with_batches(train_step, batches_from: Callable):
@@ -227,30 +167,6 @@ def _finite(leaves):
 def _losses(row) -> dict:
   """The loss entries of a metrics row ('loss', or 'd_loss' and 'g_loss' of a GAN)."""
   return {k: v for k, v in row.items() if k.endswith('loss')}
-
-
-def check_config_matches(workdir: pathlib.Path, config: ml_collections.ConfigDict,
-                         may_change=('num_steps',)):
-  """Write config.json, or refuse to resume a run that was started with another config.
-
-  Only a run that saved a checkpoint binds the workdir: a command that failed before training
-  (a typo in a value, say) leaves nothing that a corrected command would trip over.
-  """
-  path = workdir / 'config.json'
-  new = json.loads(config.to_json_best_effort())
-  if path.exists() and any((workdir / 'checkpoints').glob('[0-9]*')):
-    old = json.loads(path.read_text())
-    differ = sorted(k for k in set(old) | set(new)
-                    if k not in may_change and old.get(k) != new.get(k))
-    if differ:
-      raise UsageError(
-          f"{workdir} holds a run made with a different config ({', '.join(differ)} differ); "
-          'pass a new --workdir, or delete that folder to start over')
-  if distributed.is_main():  # every process checks (and stops with its error); one writes
-    workdir.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix('.tmp')
-    temporary.write_text(json.dumps(new, indent=2, sort_keys=True) + '\n')
-    temporary.replace(path)  # atomic: another process never reads half a file
 
 
 class MetricsLog:
@@ -313,7 +229,8 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def restore(self, target: TrainState, step: int | None = None) -> TrainState:
+  def restore(self, target, step: int | None = None):
+    """The checkpoint at `step` (default the latest), shaped as the pytree `target`."""
     step = self.latest_step() if step is None else step
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
@@ -331,7 +248,7 @@ class Checkpoints:
                 f"{saved.get(path, 'absent')} saved")
     return None
 
-  def save(self, step: int, state: TrainState):
+  def save(self, step: int, state):
     self.manager.save(step, args=ocp.args.StandardSave(state))
 
   def close(self):
@@ -349,7 +266,7 @@ def _validate_schedule(num_steps, steps_per_call, checkpoint_every, log_every):
 
 def fit(*, workdir, state, advance: Callable, num_steps: int,
         steps_per_call: int = 1, checkpoint_every: int = 1000, log_every: int = 100,
-        max_to_keep: int = 2, description: str = 'train') -> TrainState:
+        max_to_keep: int = 2, description: str = 'train'):
   """Run `advance(state, step) -> (state, metrics)` until `num_steps`, resumably.
 
   `state` is the freshly initialized state; it is replaced by the latest checkpoint when one

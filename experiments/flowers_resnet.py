@@ -12,14 +12,7 @@ def _stage(data, optimizer, epochs):
   stage.data = data
   stage.optimizer = ml_collections.ConfigDict(optimizer)
   stage.seed = 0
-  stage.epochs = epochs            # overrides num_steps when > 0
-  stage.num_steps = 0
-  stage.log_every = 10
-  stage.checkpoint_every = 500
-  stage.max_to_keep = 2
-  stage.eval_batches = 100
-  stage.report_images = 6
-  return stage
+  return configs.schedule(stage, epochs=epochs, log_every=10, checkpoint_every=500)
 
 
 def get_config(variant=None):
@@ -27,7 +20,7 @@ def get_config(variant=None):
   momentum 0.9, Nesterov, weight decay 1e-5, batch 32, 30 epochs, MSE. 'smoke': all three
   stages on the bundled photos (their index as the label) in about a minute."""
   config = ml_collections.ConfigDict()
-  config.program = 'flowers'
+  config.program = 'flowers_resnet'
   config.num_classes = 102
   flowers = configs.data_config(source='oxford_flowers102', crop=224, batch_size=32,
                                 eval_batch_size=32)
@@ -37,11 +30,5 @@ def get_config(variant=None):
                                           nesterov=True, weight_decay=1e-5), epochs=30)
   if variant == 'smoke':
     for stage in (config.classifier, config.colorizer):
-      stage.data.update(source='samples', crop=32, batch_size=8, eval_batch_size=8,
-                        shuffle_buffer=64)
-      stage.epochs = 0
-      stage.num_steps = 20
-      stage.checkpoint_every = 20
-      stage.eval_batches = 1
-      stage.report_images = 4
+      configs.smoke(stage, crop=32, num_steps=20)
   return config

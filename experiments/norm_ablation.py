@@ -5,7 +5,7 @@ import ml_collections
 
 def get_config():
   config = ml_collections.ConfigDict()
-  config.program = 'ablation'
+  config.program = 'norm_ablation'
   config.image = 'coffee'       # a bundled scikit-image photo, or a path to any image file
   config.image_scale = 0.25     # 400x600 -> 100x150 keeps the default under 3 minutes on 2 CPU
                                 # cores; 1.0 is the full photo as in the write-up

@@ -12,7 +12,7 @@ def get_config(variant=None):
   tasks compared. 'gray2rgb' or 'l2ab' trains one; 'smoke' trains both on the bundled photos
   in about a minute."""
   config = ml_collections.ConfigDict()
-  config.program = 'portrait'
+  config.program = 'unet_portrait'
   config.tasks = ('gray2rgb', 'l2ab')
   config.dropout = 0.1
   config.seed = 0
@@ -21,21 +21,9 @@ def get_config(variant=None):
   config.data = configs.data_config(source='npz:~/data/pfcn_small.npz', crop=75,
                                     batch_size=32, eval_batch_size=32)
   config.optimizer = ml_collections.ConfigDict(dict(name='adam', learning_rate=1e-3))
-  config.epochs = 50                # overrides num_steps when > 0
-  config.num_steps = 0
-  config.log_every = 10
-  config.checkpoint_every = 500
-  config.max_to_keep = 2
-  config.eval_batches = 100
-  config.report_images = 6
+  configs.schedule(config, epochs=50, log_every=10, checkpoint_every=500)
   if variant in ('gray2rgb', 'l2ab'):
     config.tasks = (variant,)
   if variant == 'smoke':
-    config.data.update(source='samples', crop=48, batch_size=8, eval_batch_size=8,
-                       shuffle_buffer=64)
-    config.epochs = 0
-    config.num_steps = 30
-    config.checkpoint_every = 30
-    config.eval_batches = 1
-    config.report_images = 4
+    configs.smoke(config, crop=48, num_steps=30)
   return config

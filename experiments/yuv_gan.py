@@ -23,7 +23,7 @@ def get_config(variant=None):
   updates, noise once); 'wgan_gp': gradient penalty instead of clipping; 'smoke': about a
   minute on CPU with the bundled photos."""
   config = ml_collections.ConfigDict()
-  config.program = 'gan'
+  config.program = 'yuv_gan'
   config.adversarial = 'bce'       # bce (non-saturating) | wgan (weight clipping) | wgan_gp
   config.noise_layers = 3          # noise plane before the first N convs (1 to 5)
   config.l1_weight = 0.0           # weight of mean |UV - true UV| in the generator loss
@@ -36,13 +36,9 @@ def get_config(variant=None):
   config.data = configs.data_config(source='stl10', crop=64, batch_size=64, eval_batch_size=64)
   config.generator_optimizer = _adam(2e-4)
   config.discriminator_optimizer = _adam(2e-4)
-  config.num_steps = 100_000       # about 60 epochs of STL-10 train+unlabelled
-  config.log_every = 100
-  config.checkpoint_every = 5_000
-  config.max_to_keep = 2
+  # 100,000 steps: about 60 epochs of STL-10 train+unlabelled.
+  configs.schedule(config, num_steps=100_000, checkpoint_every=5_000, eval_batches=16)
   config.samples = 5               # noise samples per eval image (diversity, grid columns)
-  config.eval_batches = 16
-  config.report_images = 6
   if variant in ('wgan', 'wgan_gp'):
     config.adversarial = variant
     config.n_critic = 5
@@ -56,12 +52,5 @@ def get_config(variant=None):
     config.generator_optimizer = _adam(1e-4, b1=0.0, b2=0.9)
     config.discriminator_optimizer = _adam(1e-4, b1=0.0, b2=0.9)
   if variant == 'smoke':
-    config.data.update(source='samples', crop=32, batch_size=8, eval_batch_size=8,
-                       shuffle_buffer=64)
-    config.num_steps = 40
-    config.log_every = 10
-    config.checkpoint_every = 20
-    config.samples = 3
-    config.eval_batches = 1
-    config.report_images = 4
+    configs.smoke(config, crop=32, num_steps=40, log_every=10, checkpoint_every=20, samples=3)
   return config

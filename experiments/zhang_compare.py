@@ -7,7 +7,7 @@ VARIANTS = ('smoke',)
 
 def get_config(variant=None):
   config = ml_collections.ConfigDict()
-  config.program = 'compare'
+  config.program = 'zhang_compare'
   suffix = f'/{variant}' if variant else ''
   config.runs = (f'runs/zhang_softmax{suffix}', f'runs/zhang_regression{suffix}')
   return config

@@ -21,22 +21,13 @@ def get_config(variant=None):
   config.seed = 0
   config.data = configs.data_config(source='imagenet2012', crop=176, batch_size=40,
                                     eval_batch_size=40)
-  config.eval_batches = 250        # at most this many eval batches (10,000 images)
   config.optimizer = ml_collections.ConfigDict(dict(
       name='adamw', learning_rate=3e-5, b1=0.9, b2=0.99, weight_decay=1e-3))
-  config.num_steps = 450_000
-  config.log_every = 100
-  config.checkpoint_every = 5_000
-  config.max_to_keep = 2
-  config.report_images = 6
+  # At most 250 eval batches (10,000 images).
+  configs.schedule(config, num_steps=450_000, checkpoint_every=5_000, eval_batches=250)
   if variant == 'smoke':
     config.width = 0.125
-    config.data.update(source='samples', crop=64, batch_size=8, eval_batch_size=8,
-                       shuffle_buffer=64)
     config.prior_batches = 8
-    config.eval_batches = 1
     config.optimizer.learning_rate = 1e-3
-    config.num_steps = 200
-    config.log_every = 20
-    config.checkpoint_every = 100
+    configs.smoke(config, crop=64, num_steps=200, log_every=20, checkpoint_every=100)
   return config

@@ -14,7 +14,8 @@ import skimage.color
 import skimage.data
 import skimage.io
 
-from colorjax import ablation, colorize, configs, images, train
+from colorjax import colorize, configs, images, train
+from colorjax.programs import norm_ablation as ablation
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
 
@@ -25,7 +26,7 @@ def workdir(tmp_path_factory):
   root = tmp_path_factory.mktemp('run')
   config = configs.apply_overrides(configs.load_config('norm_ablation'),
                                    {'image_scale': '0.1', 'seeds': '0'}, 'norm_ablation')
-  train.check_config_matches(root, config)
+  configs.bind_workdir(root, config)
   state = jax.jit(lambda: ablation.init_states(
       TinyCNN(channels=config.channels), train.make_optimizer(config.optimizer),
       ablation.list_runs(config)))()

@@ -62,6 +62,7 @@ def test_norm_ablation_writes_report_and_figures_and_is_not_retrained(tmp_path):
     (['--experiment=norm_ablation', '--config.image=/no/such.png'], "image '/no/such.png' not"),
     (['--experiment=norm_ablation', '--config.num_steps=15'], 'multiple of steps_per_call'),
     (['--frobnicate'], "unrecognized argument '--frobnicate'"),
+    (['--experiment=norm_ablation', '--config.program=train'], "'train' names no program"),
     (['--experiment=yuv_gan:smoke', '--config.data.crop=40'], 'must be a multiple of 16'),
     (['--experiment=yuv_gan:smoke', '--config.n_critic=3'], 'multiple of --config.n_critic=3'),
     (['--experiment=unet_portrait', '--config.data.source=npz:/no/pfcn_small.npz'],
@@ -155,7 +156,7 @@ def test_yuv_gan_smoke_writes_report_grid_and_curves(tmp_path):
   assert result.returncode == 0, result.stderr
   report = (tmp_path / 'report.md').read_text()
   assert '| diversity |' in report and '![samples](samples.png)' in report
-  metrics = json.loads((tmp_path / 'metrics_eval.json').read_text())['sample 1']
+  metrics = json.loads((tmp_path / 'metrics_eval.json').read_text())['generator']
   assert metrics['diversity'] > 0 and metrics['psnr'] > 0
   for output in ('samples.png', 'loss_curves.png'):
     assert (tmp_path / output).stat().st_size > 0

@@ -122,20 +122,3 @@ class Conv3x3(nn.Module):
       return y
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
     return y + (bias[:, None, None] if self.channels_first else bias)
-
-
-class ConvStack(nn.Module):
-  """`convs` 3x3 convolutions with ReLU, the last one strided, then BatchNorm: one block of
-  the Zhang et al. network (BatchNorm after each block's last conv)."""
-  features: int
-  convs: int
-  stride: int = 1
-  dilation: int = 1
-
-  @nn.compact
-  def __call__(self, x, train: bool):
-    for i in range(self.convs):
-      stride = self.stride if i == self.convs - 1 else 1
-      x = nn.relu(nn.Conv(self.features, (3, 3), strides=stride, padding='SAME',
-                          kernel_dilation=self.dilation)(x))
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)

@@ -10,7 +10,23 @@ channel count, for small runs on CPU.
 
 import flax.linen as nn
 
-from colorjax.models.layers import ConvStack
+
+class ConvStack(nn.Module):
+  """`convs` 3x3 convolutions with ReLU, the last one strided, then BatchNorm: one block of
+  the Zhang et al. network (BatchNorm after each block's last conv)."""
+  features: int
+  convs: int
+  stride: int = 1
+  dilation: int = 1
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    for i in range(self.convs):
+      stride = self.stride if i == self.convs - 1 else 1
+      x = nn.relu(nn.Conv(self.features, (3, 3), strides=stride, padding='SAME',
+                          kernel_dilation=self.dilation)(x))
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+
 
 # (features, convs, stride of the last conv, dilation) of blocks 1-7.
 BLOCKS = ((64, 2, 2, 1), (128, 2, 2, 1), (256, 3, 2, 1), (512, 3, 1, 1), (512, 3, 1, 2),

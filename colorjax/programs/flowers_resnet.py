@@ -4,14 +4,16 @@
     classifier head dropped) and learns ab with MSE;
 (3) `scratch/`: the same colorizer from random weights, where the write-up saw a collapse to
     one colour, measured here by the ab-std ratio, colourfulness and per-image ab variance.
+Experiment: flowers_resnet.
 """
 
-import json
 import pathlib
 
+import jax
 import jax.numpy as jnp
 
-from colorjax import color, colorize, distributed, evaluate, losses, report, supervised, train
+from colorjax import color, distributed, evaluator, losses, program, report, supervised
+from colorjax import train
 from colorjax.errors import UsageError
 from colorjax.models.resnet import ENCODER_STRIDE, ResNetClassifier, ResNetColorizer, load_encoder
 
@@ -34,16 +36,18 @@ def _classifier(config, workdir):
   state = supervised.fit_network(stage, workdir / 'classifier', model,
                                  losses.classification(model, SHIFTED), description='classifier')
 
+  @jax.jit
   def evaluate_batch(variables, batch):
-    l_in = SHIFTED.normalize(losses.lab_from_uint8(batch['rgb']))[..., :1]
+    l_in = SHIFTED.normalize_l(color.lab_from_uint8(batch['rgb'])[..., :1])
     correct = jnp.argmax(model.apply(variables, l_in), axis=-1) == batch['label']
     counts = {'correct': jnp.sum(batch['mask'] * correct), 'images': jnp.sum(batch['mask'])}
     return {'top-1': counts}, jnp.zeros((batch['rgb'].shape[0], 0))
 
-  totals = supervised.evaluate_on_source(
-      stage, supervised.jit_with(evaluate_batch, supervised.variables(state)),
+  variables = supervised.variables(state)
+  metrics, _, _ = evaluator.evaluate_on_source(
+      stage, lambda batch, _: evaluate_batch(variables, batch),
       summarize=lambda t: float(t['correct'] / t['images']))
-  return state, totals[0]['top-1']
+  return state, metrics['top-1']
 
 
 def _with_encoder_of(classifier_state):
@@ -54,29 +58,6 @@ def _with_encoder_of(classifier_state):
   return init
 
 
-def predict_ab(model, variables, lab):
-  """ab in Lab units from the L of `lab`, by a trained colorizer."""
-  return SHIFTED.denormalize_ab(model.apply(variables, SHIFTED.normalize(lab)[..., :1]))
-
-
-def _make_evaluator(variables_by_run):
-  """jitted batch -> ({run: batch sums}, panels [gray, pretrained, scratch, truth])."""
-  model = ResNetColorizer()
-
-  def evaluate_batch(variables_by_run, batch):
-    lab = losses.lab_from_uint8(batch['rgb'])
-    rgb_true = color.lab_to_rgb(lab)
-    sums, predictions = {}, []
-    for run, variables in variables_by_run.items():
-      ab = predict_ab(model, variables, lab)
-      rgb = color.lab_to_rgb(jnp.concatenate([lab[..., :1], ab], axis=-1))
-      sums[run] = evaluate.batch_sums(ab, lab[..., 1:], rgb, rgb_true, batch['mask'])
-      predictions.append(rgb)
-    return sums, jnp.stack([evaluate.gray_panel(lab), *predictions, rgb_true], axis=1)
-
-  return supervised.jit_with(evaluate_batch, variables_by_run)
-
-
 def main(config, workdir):
   _check(config)
   workdir = pathlib.Path(workdir)
@@ -84,42 +65,37 @@ def main(config, workdir):
   stage = config.colorizer
   model = ResNetColorizer()
   loss = losses.ab_regression(model, SHIFTED)
-  variables_by_run = {}
+  predictors = {}
   for run in COLORIZERS:
     state = supervised.fit_network(
         stage, workdir / run, model, loss,
         init=_with_encoder_of(classifier) if run == 'pretrained' else None,
         description=f'colorizer ({run})')
-    variables_by_run[run] = supervised.variables(state)
-  metrics, grid, eval_source = supervised.evaluate_on_source(stage,
-                                                             _make_evaluator(variables_by_run))
+    predictors[run] = colorizer(config, workdir, program.Options(network=run)).predictor(state)
+  metrics, grid, eval_source = evaluator.evaluate_colorizers(stage, predictors)
   if not distributed.is_main():
     return
   metrics['classifier_top1'] = accuracy
-  (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
+  report.save_metrics(workdir, metrics)
   print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')
 
 
-def colorizer(config, workdir, options) -> colorize.Trained:
+def colorizer(config, workdir, options) -> program.Trained:
   """The colorizer with the classifier's encoder, or --network=scratch."""
-  run = colorize.choose(options, COLORIZERS, 'pretrained')
+  run = program.choose(options, COLORIZERS, 'pretrained')
   model = ResNetColorizer()
   stage = config.colorizer
-  return colorize.Trained(
-      workdir / run, lambda: supervised.initial_state(stage, model),
-      lambda state, lab, keys: predict_ab(model, supervised.variables(state), lab)[None],
-      (stage.data.crop, stage.data.crop))
+
+  def predict_ab(variables, l_nhw1, keys):
+    del keys  # deterministic
+    return SHIFTED.denormalize_ab(model.apply(variables, SHIFTED.normalize_l(l_nhw1)))
+
+  return program.Trained(workdir / run, lambda: supervised.initial_state(stage, model),
+                         supervised.variables, predict_ab, (stage.data.crop, stage.data.crop))
 
 
 def _write_report(config, workdir, metrics, grid, eval_source):
   stage = config.colorizer
-  header = ['colorizer', 'PSNR (dB)', 'colourfulness pred / true', 'ab std pred / true',
-            'ab-std ratio', 'per-image ab variance pred / true', 'AuC']
-  rows = [[run, f"{m['psnr']:.2f}",
-           f"{m['colourfulness_pred']:.1f} / {m['colourfulness_true']:.1f}",
-           f"{m['ab_std_pred']:.2f} / {m['ab_std_true']:.2f}", f"{m['ab_std_ratio']:.3f}",
-           f"{m['image_ab_var_pred']:.1f} / {m['image_ab_var_true']:.1f}", f"{m['auc']:.4f}"]
-          for run, m in ((r, metrics[r]) for r in COLORIZERS)]
   sections = [
       f"Stage 1, ResNet-18 classifier on L: validation top-1 accuracy "
       f"**{100 * metrics['classifier_top1']:.1f}%** ({config.num_classes} classes, data "
@@ -129,9 +105,8 @@ def _write_report(config, workdir, metrics, grid, eval_source):
       f'{stage.data.batch_size}, {stage.data.crop}x{stage.data.crop}): with the classifier\'s '
       f'encoder against from scratch, on {eval_source.num_examples} held-out images (for '
       '`samples` these are the training photos: a smoke test only).',
-      report.markdown_table(header, rows),
-      'A colorizer that collapses to one colour per image has a per-image ab variance near 0 '
-      'and an ab-std ratio far below 1.']
+      report.metrics_table({run: metrics[run] for run in COLORIZERS}, label=('colorizer',)),
+      report.METRICS_NOTE]
   if grid:
     report.save_image_grid(workdir / 'samples.png', grid,
                            ['input (L)', 'pretrained encoder', 'from scratch', 'truth'])

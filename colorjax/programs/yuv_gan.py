@@ -1,16 +1,15 @@
-"""The YUV conditional GAN (Cao et al. 2017) end to end: data-parallel training of generator
-and critic in one jitted step, evaluation of several samples per input (diversity and the
-shared metrics), and report.md with a sample grid and the D and G loss curves."""
+"""The YUV conditional GAN (Cao et al. 2017) end to end: the GAN's training state and its
+one jitted step (critic and generator updates), evaluation of several samples per input
+(diversity and the shared metrics), and report.md with a sample grid and the D and G loss
+curves. Experiment: yuv_gan."""
 
-import itertools
-import json
 import pathlib
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 
-from colorjax import (color, colorize, data, distributed, evaluate, losses, report, supervised,
-                      train)
+from colorjax import color, data, distributed, evaluator, losses, program, report, train
 from colorjax.errors import UsageError
 from colorjax.models.yuv_gan import GENERATOR_FEATURES, Discriminator, Generator
 
@@ -33,6 +32,66 @@ def _check(config):
     raise UsageError(f'--config.samples={config.samples}: diversity needs at least 2')
 
 
+@flax.struct.dataclass
+class GanState:
+  step: jax.Array
+  generator: train.Network
+  discriminator: train.Network
+  key: jax.Array
+
+
+def gan_train_step(critic_loss_fn, generator_loss_fn, critic_tx, generator_tx,
+                        n_critic: int = 1, clip: float | None = None):
+  """(GanState, batch) -> (GanState, metrics): `n_critic` critic updates, then one generator
+  update, in one function (jit it once with train.shard_train_step).
+
+  The batch is split into `n_critic` parts, so every critic update sees real images of its
+  own, as in WGAN's reference loop; the generator update uses the last part's conditions.
+  The losses are (params, batch_stats, other network's variables, batch, key) -> (loss,
+  (metrics, batch_stats)) (losses.yuv_gan). With `clip`, every critic weight is clipped to
+  [-clip, clip] after each of its updates (WGAN).
+  """
+
+  def update(network, tx, loss_fn, other, batch, key):
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    (loss, (metrics, batch_stats)), grads = grad_fn(
+        network.params, network.batch_stats, other.variables, batch, key)
+    params, opt_state = train.apply_gradients(tx, grads, network.opt_state, network.params)
+    return train.Network(params, opt_state, batch_stats), loss, metrics
+
+  def split(x):
+    """(n_critic * b, ...) -> (n_critic, b, ...), part i = examples i, i + n_critic, ...: the
+    examples each device holds stay on it."""
+    if x.shape[0] % n_critic:
+      raise ValueError(f'a batch of {x.shape[0]} does not split into n_critic={n_critic} parts')
+    return x.reshape(x.shape[0] // n_critic, n_critic, *x.shape[1:]).swapaxes(0, 1)
+
+  def train_step(state: GanState, batch):
+    key = jax.random.fold_in(state.key, state.step)
+
+    def critic_update(critic, index, part):
+      critic, loss, metrics = update(critic, critic_tx, critic_loss_fn, state.generator, part,
+                                     jax.random.fold_in(key, index))
+      if clip is not None:
+        critic = critic.replace(params=jax.tree.map(lambda w: jnp.clip(w, -clip, clip),
+                                                    critic.params))
+      return critic, {'d_loss': loss, **metrics}
+
+    parts = jax.tree.map(split, batch)
+    critic, critic_metrics = state.discriminator, []
+    for index in range(n_critic):  # unrolled: under lax.scan, XLA:CPU took 2x as long
+      critic, metrics = critic_update(critic, index, jax.tree.map(lambda x: x[index], parts))
+      critic_metrics.append(metrics)
+    generator, loss, metrics = update(state.generator, generator_tx, generator_loss_fn, critic,
+                                      jax.tree.map(lambda x: x[-1], parts),
+                                      jax.random.fold_in(key, n_critic))
+    state = state.replace(step=state.step + 1, generator=generator, discriminator=critic)
+    critic_metrics = jax.tree.map(lambda *values: jnp.mean(jnp.stack(values)), *critic_metrics)
+    return state, {**critic_metrics, 'g_loss': loss, **metrics}
+
+  return train_step
+
+
 def _networks(config):
   return (Generator(noise_layers=config.noise_layers),
           Discriminator(batch_norm=config.discriminator_batch_norm))
@@ -42,11 +101,11 @@ def _optimizer(config, field):
   return train.make_optimizer(config[field], field)
 
 
-def init_state(config) -> train.GanState:
+def init_state(config) -> GanState:
   generator, discriminator = _networks(config)
   crop = config.data.crop
   g_key, d_key, state_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
-  return train.GanState(
+  return GanState(
       step=jnp.zeros((), jnp.int32),
       generator=train.init_network(generator, _optimizer(config, 'generator_optimizer'),
                                    g_key, jnp.zeros((1, crop, crop, 1)),
@@ -61,39 +120,10 @@ def make_train_step(config):
   generator, discriminator = _networks(config)
   critic_loss, generator_loss = losses.yuv_gan(generator, discriminator, config.adversarial,
                                                config.l1_weight, config.gp_weight)
-  return train.make_gan_train_step(
+  return gan_train_step(
       critic_loss, generator_loss, _optimizer(config, 'discriminator_optimizer'),
       _optimizer(config, 'generator_optimizer'), config.n_critic,
       config.clip if config.adversarial == 'wgan' else None)
-
-
-def sample_rgb(generator, variables, y_nhw1, noise_snd):
-  """S samples per input, one per noise vector: (S, N, H, W, 3) RGB, clipped to [0, 1]."""
-  yuv = jax.vmap(lambda noise: generator.apply(variables, y_nhw1, noise))(noise_snd)
-  return jnp.clip(color.yuv_to_rgb(yuv), 0.0, 1.0)
-
-
-def _make_evaluator(config, variables):
-  """jitted batch -> ({'sample 1': batch sums + diversity}, panels [gray, samples..., truth]).
-  The metrics are those of the first sample; diversity compares all of them."""
-  generator, _ = _networks(config)
-
-  def evaluate_batch(variables, key, batch):
-    rgb_true = batch['rgb'].astype(jnp.float32) / 255.0
-    lab_true = color.rgb_to_lab(rgb_true)
-    noise = jax.random.uniform(key, (config.samples, rgb_true.shape[0], generator.noise_dim))
-    rgb = sample_rgb(generator, variables, color.rgb_to_yuv(rgb_true)[..., :1], noise)
-    ab = color.rgb_to_lab(rgb)[..., 1:]
-    sums = evaluate.batch_sums(ab[0], lab_true[..., 1:], rgb[0], rgb_true, batch['mask'])
-    sums['diversity'] = jnp.sum(batch['mask'] * evaluate.diversity(ab))
-    panels = jnp.concatenate([evaluate.gray_panel(lab_true)[:, None], rgb.swapaxes(0, 1),
-                              rgb_true[:, None]], axis=1)
-    return {'sample 1': sums}, panels
-
-  batch_index = itertools.count()  # batch k's noise depends on (seed, k) only
-  base_key = jax.random.PRNGKey(config.seed + 1)
-  jitted = jax.jit(evaluate_batch)
-  return lambda batch: jitted(variables, jax.random.fold_in(base_key, next(batch_index)), batch)
 
 
 def main(config, workdir):
@@ -109,32 +139,34 @@ def main(config, workdir):
                     checkpoint_every=config.checkpoint_every, log_every=config.log_every,
                     max_to_keep=config.max_to_keep, description=f'yuv gan {config.adversarial}')
 
-  metrics, grid, eval_source = supervised.evaluate_on_source(
-      config, _make_evaluator(config, state.generator.variables))
+  metrics, grid, eval_source = evaluator.evaluate_colorizers(
+      config, {'generator': colorizer(config, workdir, program.Options()).predictor(state)},
+      samples=config.samples, seed=config.seed + 1)
   if not distributed.is_main():
     return
-  (workdir / 'metrics_eval.json').write_text(json.dumps(metrics, indent=2) + '\n')
+  report.save_metrics(workdir, metrics)
   print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')
 
 
-def colorizer(config, workdir, options) -> colorize.Trained:
-  """`options.samples` outputs per file (default 1), each from its own noise."""
-  colorize.single(options, 'yuv_gan')
+def colorizer(config, workdir, options) -> program.Trained:
+  """Colours from the generator: its noise comes from each image's key, so `options.samples`
+  keys give that many colorizations."""
+  program.single(options)
   generator, _ = _networks(config)
-  samples = options.samples or 1
 
-  def predict(state, lab, keys):
-    noise = jax.vmap(lambda key: jax.random.uniform(key, (samples, generator.noise_dim)))(keys)
-    y = color.lab_to_rgb(lab)[..., :1]  # lab is gray: R = G = B = Y
-    rgb = sample_rgb(generator, state.generator.variables, y, noise.swapaxes(0, 1))
+  def predict_ab(variables, l_nhw1, keys):
+    noise = jax.vmap(lambda key: jax.random.uniform(key, (generator.noise_dim,)))(keys)
+    gray = jnp.concatenate([l_nhw1, jnp.zeros((*l_nhw1.shape[:-1], 2), l_nhw1.dtype)], -1)
+    y = color.lab_to_rgb(gray)[..., :1]  # no colour: R = G = B = Y
+    rgb = jnp.clip(color.yuv_to_rgb(generator.apply(variables, y, noise)), 0.0, 1.0)
     return color.rgb_to_lab(rgb)[..., 1:]
 
-  return colorize.Trained(workdir, lambda: init_state(config), predict,
-                          (config.data.crop, config.data.crop), frozenset({'samples'}))
+  return program.Trained(workdir, lambda: init_state(config), lambda s: s.generator.variables,
+                         predict_ab, (config.data.crop, config.data.crop),
+                         frozenset({'samples'}))
 
 
 def _write_report(config, workdir, metrics, grid, eval_source):
-  m = metrics['sample 1']
   loss_name = {'bce': 'non-saturating BCE', 'wgan': f'WGAN, weights clipped to ±{config.clip}',
                'wgan_gp': f'WGAN-GP (λ = {config.gp_weight})'}[config.adversarial]
   sections = [
@@ -143,18 +175,11 @@ def _write_report(config, workdir, metrics, grid, eval_source):
       f'`{config.data.source}` at {config.data.crop}x{config.data.crop}, '
       f'{config.num_steps} steps of batch {config.data.batch_size}; evaluated on '
       f'{eval_source.num_examples} held-out images (for `samples` these are the training '
-      'photos: a smoke test only), each with '
-      f'{config.samples} noise samples.',
-      report.markdown_table(
-          ['diversity', 'PSNR (dB)', 'colourfulness pred / true', 'ab std pred / true',
-           'ab-std ratio', 'AuC'],
-          [[f"{m['diversity']:.2f}", f"{m['psnr']:.2f}",
-            f"{m['colourfulness_pred']:.1f} / {m['colourfulness_true']:.1f}",
-            f"{m['ab_std_pred']:.2f} / {m['ab_std_true']:.2f}", f"{m['ab_std_ratio']:.3f}",
-            f"{m['auc']:.4f}"]]),
+      f'photos: a smoke test only), each with {config.samples} noise samples.',
+      report.metrics_table(metrics),
       'Diversity: mean ab distance (Lab units) between two samples of the same input, over '
       'all pairs of samples and pixels; 0 means the noise is ignored. The other metrics are '
-      'those of the first sample against the truth.',
+      'those of the first sample against the truth. ' + report.METRICS_NOTE,
   ]
   if grid:
     report.save_image_grid(workdir / 'samples.png', grid,

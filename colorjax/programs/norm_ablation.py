@@ -9,7 +9,11 @@ parameters. So one jit of `lax.scan(vmap(train_step))` serves every run: one com
 Runs are independent, so the run axis is split over devices with shard_map: each device
 trains its own runs and nothing is communicated. (Leaving that split to jit's automatic
 partitioner gave wrong kernel gradients on all but the first device for vmapped
-convolutions on the XLA CPU backend; tests/test_ablation.py guards against it.)
+convolutions on the XLA CPU backend; tests/test_norm_ablation.py guards against it.)
+
+The report measures what the write-up measured, the RGB distance of each run's
+reconstruction (no gamut fitting, no 8-bit rounding), with the same predictor that
+colorizer() hands to `run.py colorize`. Experiment: norm_ablation.
 """
 
 import math
@@ -20,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from colorjax import color, colorize, distributed, evaluate, images, losses, report, train
+from colorjax import color, distributed, evaluate, images, losses, program, report, train
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
 
@@ -47,12 +51,18 @@ def init_states(model, tx, runs):
   return jax.vmap(lambda key: train.init_state(model, tx, key, l_sample))(keys)
 
 
+def predict_ab(model, norm: color.LabNorm, params, l_nhw1):
+  """One run's ab in Lab units from L in Lab units."""
+  return norm.denormalize_ab(model.apply({'params': params}, norm.normalize_l(l_nhw1)))
+
+
 def _reconstruct(model, params, norm, rgb_uint8):
   """Colorize with one run's params; returns (loss in the scheme's units, RGB in [0, 1])."""
-  l_in, ab_true = losses.split_lab(rgb_uint8, norm)
-  ab_pred = model.apply({'params': params}, l_in)
-  rgb = color.lab_to_rgb(norm.denormalize(jnp.concatenate([l_in, ab_pred], axis=-1)))
-  return jnp.mean((ab_pred - ab_true) ** 2), rgb[0]
+  lab = color.lab_from_uint8(rgb_uint8)
+  ab_pred = predict_ab(model, norm, params, lab[..., :1])
+  loss = jnp.mean(((ab_pred - lab[..., 1:]) / norm.scale[1:]) ** 2)  # the scheme's units
+  rgb = color.lab_to_rgb(jnp.concatenate([lab[..., :1], ab_pred], axis=-1))
+  return loss, rgb[0]
 
 
 def main(config, workdir):
@@ -105,24 +115,24 @@ def main(config, workdir):
   print(f'report: {path}')
 
 
-def colorizer(config, workdir, options) -> colorize.Trained:
+def colorizer(config, workdir, options) -> program.Trained:
   """The first seed's run of one scheme (--network=SCHEME; default `unit`), working at the
   size of the photo it learned from."""
   runs = list_runs(config)
-  scheme = colorize.choose(options, list(config.schemes),
-                           'unit' if 'unit' in config.schemes else config.schemes[0])
+  scheme = program.choose(options, list(config.schemes),
+                          'unit' if 'unit' in config.schemes else config.schemes[0])
   index = runs.index((scheme, config.seeds[0]))
   norm = color.NORMALIZATIONS[scheme]
   model = TinyCNN(channels=config.channels)
 
-  def predict(state, lab, keys):
-    params = jax.tree.map(lambda x: x[index], state.params)
-    ab = norm.denormalize_ab(model.apply({'params': params}, norm.normalize(lab)[..., :1]))
-    return ab[None]
+  def predict(params, l_nhw1, keys):
+    del keys  # deterministic
+    return predict_ab(model, norm, params, l_nhw1)
 
-  return colorize.Trained(
+  return program.Trained(
       workdir, lambda: init_states(model, train.make_optimizer(config.optimizer), runs),
-      predict, images.load_image(config.image, config.image_scale).shape[:2])
+      lambda state: jax.tree.map(lambda x: x[index], state.params), predict,
+      images.load_image(config.image, config.image_scale).shape[:2])
 
 
 def _write_report(config, workdir, runs, image, rgb_pred, results, seconds, num_devices):

@@ -1,5 +1,6 @@
 """Times jitted training steps (lax.scan over `steps` iterations, best of `repeats`; the
-first call compiles and is not timed) and the input pipeline alone, and writes report.md."""
+first call compiles and is not timed) and the input pipeline alone, and writes report.md.
+Experiment: benchmark."""
 
 import time
 
@@ -9,8 +10,9 @@ import numpy as np
 
 import tensorflow as tf
 
-from colorjax import color, configs, data, gan, images, losses, quantize, report, train
+from colorjax import color, configs, data, images, losses, quantize, report, train
 from colorjax.errors import UsageError
+from colorjax.programs import yuv_gan
 from colorjax.models.tiny_cnn import TinyCNN
 from colorjax.models.zhang import ZhangNet
 
@@ -81,7 +83,8 @@ def _gan_images_per_second(config):
   size = gan_config.data.crop = config.gan_size
   gan_config.data.batch_size = config.gan_batch_size
   crops = _pipeline_images(config.gan_batch_size, size)
-  return jitted_images_per_second(gan.make_train_step(gan_config), gan.init_state(gan_config),
+  return jitted_images_per_second(yuv_gan.make_train_step(gan_config),
+                                  yuv_gan.init_state(gan_config),
                                   {'rgb': jnp.asarray(np.stack(crops))}, config.gan_steps)
 
 

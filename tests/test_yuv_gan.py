@@ -4,7 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from colorjax import configs, gan, train
+from colorjax import configs, train
+from colorjax.programs import yuv_gan as gan
 
 
 def _config(**overrides):

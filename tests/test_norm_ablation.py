@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from colorjax import ablation, color, images, losses, train
+from colorjax import color, images, losses, train
+from colorjax.programs import norm_ablation as ablation
 from colorjax.models.tiny_cnn import TinyCNN
 from experiments import norm_ablation
 

@@ -1,0 +1,90 @@
+"""The public API (colorjax.load) and the one evaluator, against what `run.py colorize`
+writes: a notebook, a report and the command line see the same pixels."""
+
+import jax
+import numpy as np
+import PIL.Image
+import pytest
+import skimage.color
+import skimage.data
+import skimage.metrics
+
+import colorjax
+from colorjax import colorize, configs, data, evaluate, evaluator, images, program, train
+from colorjax.errors import UsageError
+from colorjax.programs import zhang
+
+CROP = 32
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+  """A zhang_softmax workdir (a tiny network, random weights) as a run leaves it."""
+  root = tmp_path_factory.mktemp('zhang')
+  config = configs.apply_overrides(configs.load_config('zhang_softmax:smoke'),
+                                   {'width': '0.0625', 'data.crop': str(CROP)}, 'zhang')
+  configs.bind_workdir(root, config)
+  trained = zhang.colorizer(config, root, program.Options())
+  state = jax.jit(trained.init)()
+  # Scale the head so that the random network predicts colours, not near-gray.
+  head = max(state.params)
+  state = state.replace(params={**state.params, head: jax.tree.map(
+      lambda w: 20 * w, state.params[head])})
+  checkpoints = train.Checkpoints(root, max_to_keep=1)
+  checkpoints.save(1, state)
+  checkpoints.close()
+  return root, config, state
+
+
+def _photo():
+  return images.resize_rgb(skimage.data.chelsea(), (CROP, CROP))
+
+
+def test_evaluator_psnr_equals_the_psnr_of_the_file_colorize_writes(workdir, tmp_path):
+  root, config, state = workdir
+  photo = _photo()
+  PIL.Image.fromarray(photo).save(tmp_path / 'cat.png')
+  assert colorize.main([f'--workdir={root}', str(tmp_path / 'cat.png'),
+                        f'--out={tmp_path / "out"}']) == 0
+  written = np.asarray(PIL.Image.open(tmp_path / 'out' / 'cat.png'))
+  file_psnr = skimage.metrics.peak_signal_noise_ratio(photo, written)
+
+  trained = zhang.colorizer(config, root, program.Options())
+  evaluate_batch = evaluator.colorization_evaluator(
+      {'T=0.38': trained.predictor(state)})
+  batch = {'rgb': np.stack([photo] * 4), 'mask': np.asarray([1.0, 0.0, 0.0, 0.0])}
+  sums, _ = evaluate_batch(data.to_global(batch, train.data_mesh()), 0)
+  metrics = evaluate.summarize(evaluate.add_sums({}, sums['T=0.38']))
+  assert 15 < file_psnr < 45  # a colorization, neither gray nor the original
+  assert abs(metrics['psnr'] - file_psnr) <= 0.05
+
+
+def test_load_colorizes_an_array_as_the_command_line_writes_it(workdir, tmp_path):
+  root, _, _ = workdir
+  photo = images.resize_rgb(skimage.data.astronaut(), (45, 67))
+  PIL.Image.fromarray(photo).save(tmp_path / 'astronaut.png')
+  assert colorize.main([f'--workdir={root}', str(tmp_path / 'astronaut.png'),
+                        f'--out={tmp_path / "out"}', '--temperature=0.5']) == 0
+  written = np.asarray(PIL.Image.open(tmp_path / 'out' / 'astronaut.png'))
+  c = colorjax.load(root, temperature=0.5)
+  rgb = c(photo)
+  assert rgb.dtype == np.uint8 and rgb.shape == photo.shape
+  np.testing.assert_array_equal(rgb, written)
+  gray = c(skimage.color.rgb2gray(photo))  # HxW float in [0, 1]
+  assert gray.shape == photo.shape
+
+
+def test_predict_ab_gives_ab_at_the_network_output_size(workdir):
+  root, _, _ = workdir
+  c = colorjax.load(root)
+  lightness = np.random.default_rng(0).uniform(0, 100, (3, 64, 48)).astype(np.float32)
+  ab = c.predict_ab(lightness)
+  assert ab.shape == (3, 16, 12, 2)  # the Zhang network works at 1/4 resolution
+  # Each image is coloured on its own: the same L alone gives the same ab.
+  np.testing.assert_allclose(c.predict_ab(lightness[1:2])[0], ab[1], atol=1e-4)
+  assert np.abs(ab).max() > 1  # colours, not gray
+
+
+def test_load_names_a_missing_run_in_one_line(tmp_path):
+  with pytest.raises(UsageError, match='holds no run'):
+    colorjax.load(tmp_path)
