@@ -11,10 +11,10 @@ For notebooks:
 """
 
 
-def load(workdir, network=None, temperature=None, samples=None, seed=0):
+def load(workdir, network=None, temperature=None, samples=None, seed=0, size=None):
   """A trained run as an inference.Colorizer (see colorjax/inference.py's load)."""
   from colorjax import inference
-  return inference.load(workdir, network, temperature, samples, seed)
+  return inference.load(workdir, network, temperature, samples, seed, size)
 
 
 __all__ = ['load']

@@ -9,6 +9,7 @@ run only rewrites its report. A user's mistake is one line on stderr and exit st
 """
 
 import argparse
+import errno
 import os
 import pathlib
 import sys
@@ -21,7 +22,8 @@ from colorjax import configs, programs  # noqa: E402  (after the environment is 
 from colorjax.errors import ArgumentParser, UsageError  # noqa: E402
 
 USAGE = ('python run.py --experiment=NAME[:VARIANT] | --config=PATH.py[:VARIANT] '
-         '[--config.KEY=VALUE ...] [--workdir=DIR] [--print_config] | --list | colorize --help')
+         '[--config.KEY=VALUE ...] [--workdir=DIR] [--print_config] | --list | '
+         '{colorize,evaluate,import_weights} --help')
 
 
 def experiment_lines() -> list[str]:
@@ -81,6 +83,12 @@ def main(argv) -> int:
   if argv[:1] == ['colorize']:
     from colorjax import colorize
     return colorize.main(argv[1:])
+  if argv[:1] == ['evaluate']:
+    from colorjax import photo_eval
+    return photo_eval.main(argv[1:])
+  if argv[:1] == ['import_weights']:
+    from colorjax import released
+    return released.main(argv[1:])
   args, overrides = _parse_args(argv)
   if args.list:
     print('\n'.join(line[2:] for line in experiment_lines()))
@@ -92,9 +100,14 @@ def main(argv) -> int:
   program = programs.load(config.get('program', ''))
   workdir = pathlib.Path(args.workdir or default_workdir)
   # Heavy imports only once the command line is known to be valid.
-  from colorjax import distributed, train
+  from colorjax import distributed, train, workdir_lock
   distributed.initialize(args.coordinator, args.num_processes, args.process_id)
-  configs.bind_workdir(workdir, config)
+  if hasattr(program, 'check'):
+    program.check(config)  # every mistake a config can hold, before anything is written
+  configs.check_workdir(workdir, config)  # a refused command writes nothing, not even a lock
+  if distributed.is_main():
+    workdir_lock.acquire(workdir)
+  configs.bind_workdir(workdir, config)  # again, now that no other run can bind it
   try:
     program.main(config, workdir)
   except train.Diverged as e:
@@ -103,7 +116,7 @@ def main(argv) -> int:
   except KeyboardInterrupt:
     print(f'\n{distributed.prefix()}interrupted: run the same command again to resume from '
           f'the last checkpoint in {workdir}', file=sys.stderr)
-    return 130
+    _leave(130)  # at once: the input pipeline's threads would hold the exit for seconds
   return 0
 
 
@@ -113,15 +126,29 @@ def _prefix():
   return distributed.prefix() if distributed else ''
 
 
+def _leave(code):
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code)
+
+
 def _exit(code):
   """Exit. A process of a multi-process run that fails leaves at once: JAX's exit handler
   would wait at a barrier for processes that are waiting on it in a collective."""
   distributed = sys.modules.get('colorjax.distributed')
   if code and distributed and distributed.prefix():
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    _leave(code)
   sys.exit(code)
+
+
+def _disk_full(error: BaseException) -> bool:
+  """ENOSPC anywhere in the exception's chain (Orbax wraps its writers' errors)."""
+  while error is not None:
+    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or (
+        'No space left on device' in str(error)):
+      return True
+    error = error.__cause__ or error.__context__
+  return False
 
 
 def run(argv=None):
@@ -131,6 +158,16 @@ def run(argv=None):
   except UsageError as e:
     print(f'error: {_prefix()}{e}', file=sys.stderr)
     _exit(2)
-  except Exception:  # a bug: its traceback, and no process left waiting for this one
-    traceback.print_exc()
+  except Exception as e:
+    if _disk_full(e):
+      print(f'error: {_prefix()}the disk is full ({e.__class__.__name__}); free space and run '
+            'the same command again: it resumes from the last complete checkpoint, which a '
+            'failed save leaves intact', file=sys.stderr)
+      _leave(2)
+    distributed = sys.modules.get('colorjax.distributed')
+    broken = distributed and distributed.collective_failed(e)
+    if broken:
+      print(f'error: {_prefix()}{broken}', file=sys.stderr)
+      _leave(1)
+    traceback.print_exc()  # a bug: its traceback, and no process left waiting for this one
     _exit(1)

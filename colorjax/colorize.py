@@ -7,13 +7,14 @@ devices work, writing PNGs. What a run's network does with a photo is colorjax.i
 the same code that colorjax.load gives a notebook and the reports are computed with.
 """
 
+import argparse
 import concurrent.futures
 import pathlib
 import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import PIL.Image
 from tqdm import tqdm
 
@@ -54,6 +55,17 @@ def output_names(files, out: pathlib.Path) -> list[pathlib.Path]:
       raise UsageError(f'writing {name} would overwrite an input: pass another --out')
     names.append(name)
   return names
+
+
+def check_writable(out: pathlib.Path):
+  """Refuse an output folder that cannot be written before any inference runs."""
+  try:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=out):
+      pass
+  except OSError as e:
+    raise UsageError(f'cannot write to --out={out} ({e.strerror or type(e).__name__}); pass a '
+                     'folder you can write to') from None
 
 
 def _read(path):
@@ -98,13 +110,16 @@ def colorize_files(colorizer: inference.Colorizer, files, names, *, compare=Fals
           tqdm.write(f'skipped {files[i]}: cannot read it as an image ({rgb})', file=sys.stderr)
         else:
           good.append(i)
-      if good:
-        small = list(pool.map(lambda i: images.resize_rgb(decoded[i], colorizer.size), good))
-        # One shape per batch (short batches padded): one compile.
-        small += small[:1] * (batch_size - len(good))
-        lightness = color.lab_from_uint8(jnp.asarray(np.stack(small)))[..., :1]
-        ab = colorizer.predict_ab_batch(lightness, good + [0] * (batch_size - len(good)))
-        for k, i in enumerate(good):
+      by_size = {}  # files of one working size go through the network together
+      for i in good:
+        by_size.setdefault(colorizer.working_size(*decoded[i].shape[:2]), []).append(i)
+      for indices in by_size.values():
+        lightness = list(pool.map(lambda i: colorizer.lightness_at_working_size(decoded[i]),
+                                  indices))
+        lightness += lightness[:1] * (batch_size - len(indices))  # one shape: one compile
+        ab = colorizer.predict_ab_batch(jnp.concatenate(lightness),
+                                        indices + [0] * (batch_size - len(indices)))
+        for k, i in enumerate(indices):
           outputs = jax.device_get(inference.colorized(decoded[i], ab[:, k]))
           _write(names[i], decoded[i], outputs, compare)
       bar.update(len(chunk))
@@ -127,27 +142,51 @@ def _write(name: pathlib.Path, rgb, outputs, compare):
     report.save_image_row(name.with_stem(f'{name.stem}_compare'), panels, titles)
 
 
+def parse_size(text: str):
+  """'256' -> 256 (a short side); '256x384' -> (256, 384)."""
+  parts = text.lower().split('x')
+  if len(parts) in (1, 2) and all(p.isdigit() and int(p) > 0 for p in parts):
+    return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+  raise argparse.ArgumentTypeError(f"'{text}' is not N or HxW (e.g. 256 or 256x384)")
+
+
+def positive_number(text: str) -> float:
+  value = float(text)
+  if not 0 < value < float('inf'):
+    raise argparse.ArgumentTypeError(f"'{text}' is not a positive number")
+  return value
+
+
+def add_run_arguments(parser):
+  """The options that pick a trained run's network and how it sees a photo: colorize and
+  evaluate share them."""
+  parser.add_argument('--workdir', required=True,
+                      help='the trained run: runs/<experiment>[/<variant>]')
+  parser.add_argument('--network', help='which network of a workdir that holds several: a '
+                      'U-Net task, a flowers colorizer, an ablation scheme')
+  parser.add_argument('--temperature', type=positive_number,
+                      help=f'annealed-mean T of the softmax head (default {DEFAULT_TEMPERATURE};'
+                           ' 1 for an imported eccv16 network)')
+  parser.add_argument('--size', type=parse_size,
+                      help="the resolution the network sees: N (short side N, aspect kept) "
+                           "or HxW, rounded to the network's stride (default per family: "
+                           'the Zhang et al. network 256, the others their training crop)')
+
+
 def _parse_args(argv):
   parser = ArgumentParser(
       prog='python run.py colorize', allow_abbrev=False,
       description='Colorize image files (jpg, png, bmp, tif, webp; gray, RGB, RGBA, 8 or 16 '
                   'bit; any size) with a trained run.')
   parser.add_argument('paths', nargs='+', metavar='PATH', help='image files or folders')
-  parser.add_argument('--workdir', required=True,
-                      help='the trained run: runs/<experiment>[/<variant>]')
+  add_run_arguments(parser)
   parser.add_argument('--out', default='colorized', help='output folder (default colorized)')
-  parser.add_argument('--network', help='which network of a workdir that holds several: a '
-                      'U-Net task, a flowers colorizer, an ablation scheme')
   parser.add_argument('--compare', action='store_true',
                       help='also write <name>_compare.png: input, output, original')
-  parser.add_argument('--temperature', type=float,
-                      help=f'annealed-mean T of the softmax head (default {DEFAULT_TEMPERATURE})')
   parser.add_argument('--samples', type=int, help='GAN: outputs per file (default 1)')
   parser.add_argument('--seed', type=int, default=0, help='GAN: noise seed (default 0)')
   parser.add_argument('--batch_size', type=int, default=8, help='files per batch')
   args = parser.parse_args(argv)
-  if args.temperature is not None and args.temperature <= 0:
-    parser.error(f'--temperature={args.temperature} must be positive')
   if args.samples is not None and args.samples < 1:
     parser.error(f'--samples={args.samples} must be at least 1')
   if args.batch_size < 1:
@@ -167,7 +206,8 @@ def main(argv) -> int:
     raise UsageError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(args.paths)}")
   out = pathlib.Path(args.out)
   names = output_names(files, out)
-  colorizer = inference.Colorizer(trained, variables, options)
+  check_writable(out)
+  colorizer = inference.Colorizer(trained, variables, options, args.size)
   failed = len(missing) + colorize_files(colorizer, files, names, compare=args.compare,
                                          batch_size=args.batch_size)
   done = len(files) + len(missing) - failed

@@ -193,24 +193,49 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
   return config
 
 
-def bind_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict,
-                 may_change=('num_steps',)):
-  """Write config.json, or refuse to resume a run that was started with another config.
+# Fields that only change what a finished run evaluates or how long it trains: a run may be
+# resumed or re-evaluated with new values (any block's field of that name).
+MAY_CHANGE = ('num_steps', 'epochs', 'eval_batches', 'eval_batch_size', 'report_images',
+              'temperatures', 'temperature')
 
-  Only a run that saved a checkpoint binds the workdir: a command that failed before training
-  (a typo in a value, say) leaves nothing that a corrected command would trip over.
+
+def _leaves(tree: dict, prefix=''):
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      yield from _leaves(value, f'{prefix}{key}.')
+    else:
+      yield f'{prefix}{key}', value
+
+
+def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict):
+  """Refuse, reading only, a workdir that is a file or holds a run made with another config.
+
+  Only a run that saved a checkpoint (in any of its networks' folders) binds the workdir: a
+  command that failed before training (a typo in a value, say) leaves nothing that a
+  corrected command would trip over. Fields in MAY_CHANGE may differ.
   """
-  from colorjax import distributed  # jax: only once a run is about to start
+  from colorjax import train  # jax: only once a run is about to start
+  if workdir.exists() and not workdir.is_dir():
+    raise UsageError(f'--workdir={workdir} is a file, not a folder: pass a folder')
   path = workdir / 'config.json'
-  new = json.loads(config.to_json_best_effort())
-  if path.exists() and any((workdir / 'checkpoints').glob('[0-9]*')):
-    old = json.loads(path.read_text())
+  trained = any(train.saved_steps(folder.parent) for folder in workdir.rglob('checkpoints'))
+  if path.exists() and trained:
+    old = dict(_leaves(json.loads(path.read_text())))
+    new = dict(_leaves(json.loads(config.to_json_best_effort())))
     differ = sorted(k for k in set(old) | set(new)
-                    if k not in may_change and old.get(k) != new.get(k))
+                    if k.rpartition('.')[2] not in MAY_CHANGE and old.get(k) != new.get(k))
     if differ:
       raise UsageError(
           f"{workdir} holds a run made with a different config ({', '.join(differ)} differ); "
           'pass a new --workdir, or delete that folder to start over')
+
+
+def bind_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict):
+  """check_workdir, then write config.json (process 0)."""
+  from colorjax import distributed
+  check_workdir(workdir, config)
+  path = workdir / 'config.json'
+  new = json.loads(config.to_json_best_effort())
   if distributed.is_main():  # every process checks (and stops with its error); one writes
     workdir.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix('.tmp')

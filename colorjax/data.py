@@ -69,16 +69,43 @@ def decode_encoded(record):
   return {'image': image, 'label': record['label']}
 
 
-def _drop_gray(rgb_list, labels, threshold):
-  keep = [i for i, rgb in enumerate(rgb_list) if images.has_colour(rgb, threshold)]
-  return [rgb_list[i] for i in keep], [labels[i] for i in keep]
+MAX_CROP = 2048  # a larger crop would resize every image up to it: a typo, not a wish
 
 
-def in_memory_source(rgb_list, labels, config) -> Source:
+def check(config, devices: int = 1):
+  """The data block's mistakes, found before anything loads or trains: batch sizes that do
+  not split over `devices` (a global batch is sharded over every device), crops out of
+  range, unknown gray handling."""
+  for field in ('batch_size', 'eval_batch_size'):
+    value = config[field]
+    if value <= 0 or value % devices:
+      raise UsageError(f'--config.data.{field}={value} must be a positive multiple of the '
+                       f'{devices} device(s)')
+  if not 1 <= config.crop <= MAX_CROP:
+    raise UsageError(f'--config.data.crop={config.crop} must be 1 to {MAX_CROP} pixels')
+  if config.gray not in ('weight', 'drop'):
+    raise UsageError(f"--config.data.gray={config.gray!r}: use 'weight' or 'drop'")
+
+
+def _with_colour(rgb_list, labels, config, what):
+  """The images with colour when gray ones are dropped; one line if none has any: a source
+  without colour teaches nothing (every loss would be 0)."""
+  colour = [images.has_colour(rgb, config.gray_threshold) for rgb in rgb_list]
+  if rgb_list and not any(colour):
+    raise UsageError(f'{what} has no image with colour (every |a|, |b| <= '
+                     f'{config.gray_threshold}): colorization learns from colour photos')
+  if config.gray == 'drop':
+    rgb_list = [rgb for rgb, keep in zip(rgb_list, colour) if keep]
+    labels = [label for label, keep in zip(labels, colour) if keep]
+  return rgb_list, labels
+
+
+def in_memory_source(rgb_list, labels, config, what='the data') -> Source:
   """Images held in host memory, as one zero-padded array plus each image's height and width
   (equal sizes pad nothing), so reading an example is a slice, not a decode."""
-  if config.gray == 'drop':
-    rgb_list, labels = _drop_gray(rgb_list, labels, config.gray_threshold)
+  rgb_list, labels = _with_colour(rgb_list, labels, config, what)
+  if not rgb_list:
+    raise UsageError(f'{what} holds no images; pass a source with images')
   height = max(rgb.shape[0] for rgb in rgb_list)
   width = max(rgb.shape[1] for rgb in rgb_list)
   padded = np.zeros((len(rgb_list), height, width, 3), np.uint8)
@@ -109,18 +136,31 @@ def _npz(path, split, config) -> Source:
     raise UsageError(f"npz file '{path}' not found: pass --config.data.source=npz:PATH to an "
                      '.npz with train_images and test_images arrays (N x H x W x 3)')
   key = 'train_images' if split == 'train' else 'test_images'
-  with np.load(path) as arrays:
-    if key not in arrays:
-      raise UsageError(f"{path} has no '{key}' array (it has: {', '.join(arrays.files)}); "
-                       'the npz source needs train_images and test_images, N x H x W x 3')
-    array = arrays[key]
+  try:
+    with np.load(path, allow_pickle=False) as arrays:
+      if key not in arrays:
+        raise UsageError(f"{path} has no '{key}' array (it has: {', '.join(arrays.files)}); "
+                         'the npz source needs train_images and test_images, N x H x W x 3')
+      array = arrays[key]
+  except UsageError:
+    raise
+  except Exception as e:  # not an npz, truncated, or pickled objects: numpy raises many types
+    raise UsageError(f'{path} is not an .npz of image arrays ({type(e).__name__}: {e}); save '
+                     'train_images and test_images with numpy.savez') from None
   if array.ndim != 4 or array.shape[-1] != 3 or not len(array):
     raise UsageError(f"{path}: '{key}' has shape {array.shape}, expected N x H x W x 3, N > 0")
-  if np.issubdtype(array.dtype, np.floating) and (array.min() < 0 or array.max() > 1):
-    raise UsageError(f"{path}: float '{key}' must lie in [0, 1] (found "
-                     f'{array.min():.3g}..{array.max():.3g}); save uint8 or scale to [0, 1]')
+  if array.dtype != np.uint8 and not np.issubdtype(array.dtype, np.floating):
+    raise UsageError(f"{path}: '{key}' is {array.dtype}; save uint8, or float in [0, 1]")
+  if np.issubdtype(array.dtype, np.floating):
+    finite = np.isfinite(array)
+    if not finite.all() or array.min() < 0 or array.max() > 1:
+      values = array[finite]
+      found = f'{values.min():.3g}..{values.max():.3g}' if values.size else 'no finite value'
+      raise UsageError(f"{path}: float '{key}' must be finite and lie in [0, 1] (found "
+                       f'{found}, {np.count_nonzero(~finite)} NaN or Inf); save uint8 or '
+                       'scale to [0, 1]')
   rgb = skimage.util.img_as_ubyte(array)  # uint8 passes through; float [0, 1] is scaled
-  return in_memory_source(list(rgb), [-1] * len(rgb), config)
+  return in_memory_source(list(rgb), [-1] * len(rgb), config, f"{path} ('{key}')")
 
 
 def _folder_split(relative_path: str, val_percent: int) -> str:
@@ -155,13 +195,19 @@ def _folder(path, split, config) -> Source:
   wanted = 'train' if split == 'train' else 'eval'
   files = [p for p in files if _folder_split(str(p.relative_to(root)), config.val_percent)
            == wanted]
-  kept, skipped = [], []
-  for p in tqdm(files, desc=f'checking {split} images in {root}', leave=False):
+  kept, skipped, colour = [], [], []
+  for p in tqdm(files, desc=f'checking {split} images in {root}', leave=False,
+                disable=None):  # shown on a terminal, not in logs
     rgb = _readable(p)
     if rgb is None:
       skipped.append(str(p))
-    elif config.gray != 'drop' or images.has_colour(rgb, config.gray_threshold):
+      continue
+    colour.append(images.has_colour(rgb, config.gray_threshold))
+    if config.gray != 'drop' or colour[-1]:
       kept.append(str(p))
+  if colour and not any(colour):
+    raise UsageError(f'{root}: no image of the {split} split has colour (every |a|, |b| <= '
+                     f'{config.gray_threshold}): colorization learns from colour photos')
   if not kept:
     raise UsageError(f'{root}: no usable image in the {split} split ({len(files)} files, '
                      f'{len(skipped)} unreadable); add images or change data.val_percent')
@@ -246,8 +292,7 @@ def _split_size(builder, split):
 
 def load_source(config, split: str) -> Source:
   """`split` is 'train' or 'eval'."""
-  if config.gray not in ('weight', 'drop'):
-    raise UsageError(f"--config.data.gray={config.gray!r}: use 'weight' or 'drop'")
+  check(config)
   spec = config.source
   kind, _, path = spec.partition(':')
   if spec == 'samples':

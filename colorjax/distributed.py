@@ -9,6 +9,9 @@ figures, metrics.jsonl and progress bars come from process 0 alone.
 """
 
 import os
+import sys
+import threading
+import time
 
 import jax
 import numpy as np
@@ -22,6 +25,35 @@ _SLURM = ('SLURM_JOB_ID', 'SLURM_STEP_NODELIST', 'SLURM_NTASKS', 'SLURM_PROCID',
 
 
 _joined = False  # set once jax.distributed.initialize has run in this process
+HEARTBEAT_TIMEOUT_S = 10  # a process silent this long is gone (JAX's default: 100 s)
+WATCH_INTERVAL_S = 1.0
+
+
+def _watch_peers():
+  """End this process, saying so with its prefix, as soon as another process of the run is
+  gone. Otherwise a survivor waits inside its next collective until JAX's own heartbeat
+  timeout aborts it, without a word of which process failed."""
+  from jax._src import distributed as jax_distributed  # the client has no public handle
+  client = getattr(jax_distributed.global_state, 'client', None)
+  if client is None or not hasattr(client, 'get_live_nodes'):
+    return
+  everyone = list(range(jax.process_count()))
+
+  def watch():
+    while True:
+      time.sleep(WATCH_INTERVAL_S)
+      try:
+        live = set(client.get_live_nodes(everyone))
+      except Exception:  # the coordinator (process 0) is gone
+        live = set()
+      gone = sorted(set(everyone) - live)
+      if gone:
+        print(f'error: {prefix()}process(es) {", ".join(map(str, gone))} of the run stopped, '
+              'so this one stops too; run the same commands again to resume from the last '
+              'checkpoint', file=sys.stderr, flush=True)
+        os._exit(1)
+
+  threading.Thread(target=watch, name='colorjax-watch-peers', daemon=True).start()
 
 
 def cluster_environment() -> str | None:
@@ -43,8 +75,10 @@ def initialize(coordinator=None, num_processes=None, process_id=None):
   cluster = cluster_environment()
   if coordinator is None and num_processes is None and process_id is None:
     if cluster is not None:
-      jax.distributed.initialize()  # JAX reads the cluster's variables itself
+      # JAX reads the cluster's variables itself.
+      jax.distributed.initialize(heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S)
       _joined = True
+      _watch_peers()
     return
   if cluster is None and (coordinator is None or num_processes is None or process_id is None):
     raise UsageError('a multi-process run needs all of --coordinator=HOST:PORT, '
@@ -58,8 +92,10 @@ def initialize(coordinator=None, num_processes=None, process_id=None):
                                     or not 0 <= process_id < num_processes):
     raise UsageError(f'--process_id={process_id} must be in 0..{num_processes - 1} for '
                      f'--num_processes={num_processes}')
-  jax.distributed.initialize(coordinator, num_processes, process_id)
+  jax.distributed.initialize(coordinator, num_processes, process_id,
+                             heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S)
   _joined = True
+  _watch_peers()
 
 
 def is_main() -> bool:
@@ -73,6 +109,17 @@ def prefix() -> str:
   if not _joined:
     return ''
   return f'process {jax.process_index()} of {jax.process_count()}: '
+
+
+def collective_failed(error: BaseException) -> str | None:
+  """In a multi-process run, the one-line account of an error that means a collective with
+  the other processes broke (one of them stopped); None for any other error."""
+  if not (_joined and isinstance(error, jax.errors.JaxRuntimeError)):
+    return None
+  first_line = str(error).strip().splitlines()[0] if str(error).strip() else ''
+  return (f'a collective with the other processes failed ({first_line[:160]}): another '
+          'process of the run has stopped; see its output, then run the same commands again '
+          'to resume from the last checkpoint')
 
 
 def to_host(tree):

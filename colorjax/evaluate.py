@@ -38,21 +38,24 @@ def colourfulness(rgb):
   return spread + 0.3 * mean
 
 
-def batch_sums(ab_pred, ab_true, rgb_pred, rgb_true, mask, pixel_weight=None):
+def batch_sums(ab_pred, ab_true, rgb_pred, rgb_true, mask, pixel_class=None, num_classes=1):
   """Additive statistics of one batch. ab: (B, H, W, 2) in Lab units; rgb: (B, H, W, 3) in
-  [0, 1]; mask: (B,) 1 for real examples, 0 for padding; pixel_weight: (B, H, W) for the
-  class-rebalanced AuC (1 everywhere when None)."""
+  [0, 1]; mask: (B,) 1 for real examples, 0 for padding; pixel_class: (B, H, W) int in
+  [0, num_classes), the ab bin of each true colour, for the class-rebalanced AuC."""
   mask = mask.astype(jnp.float32)
   pixel_mask = jnp.broadcast_to(mask[:, None, None], ab_true.shape[:3])
-  pixel_weight = pixel_mask if pixel_weight is None else pixel_weight * pixel_mask
+  if pixel_class is None:
+    pixel_class = jnp.zeros(ab_true.shape[:3], jnp.int32)
   capped_error = jnp.minimum(jnp.linalg.norm(ab_pred - ab_true, axis=-1), AUC_MAX_ERROR)
   channel_mask = pixel_mask[..., None]
+  per_class = lambda x: jnp.zeros(num_classes, jnp.float32).at[pixel_class.ravel()].add(
+      x.ravel())
   return {
       'images': jnp.sum(mask),
       'pixels': jnp.sum(pixel_mask),
       'capped_error': jnp.sum(pixel_mask * capped_error),
-      'weight': jnp.sum(pixel_weight),
-      'weighted_capped_error': jnp.sum(pixel_weight * capped_error),
+      'class_pixels': per_class(pixel_mask),                  # (num_classes,)
+      'class_capped_error': per_class(pixel_mask * capped_error),
       'psnr': jnp.sum(mask * psnr(rgb_pred, rgb_true)),
       'colourfulness_pred': jnp.sum(mask * colourfulness(rgb_pred)),
       'colourfulness_true': jnp.sum(mask * colourfulness(rgb_true)),
@@ -92,12 +95,20 @@ def _std(total, name):
   return float(np.sqrt(variance.mean()))
 
 
+def _auc_rebalanced(total) -> float:
+  present = total['class_pixels'] > 0
+  class_error = total['class_capped_error'][present] / total['class_pixels'][present]
+  return float(1.0 - np.mean(class_error) / AUC_MAX_ERROR)
+
+
 def summarize(total) -> dict:
   """Totals of batch_sums -> metrics.
 
   AuC: the area under the fraction of pixels with ab error <= t, t from 0 to 150, normalized
   to 1; since the integral of 1[e <= t] over [0, 150] is 150 - min(e, 150), it is exactly
-  1 - mean(min(e, 150)) / 150 (weighted by pixel weights for the rebalanced AuC)."""
+  1 - mean(min(e, 150)) / 150. Rebalanced AuC: the mean over the ab classes present of each
+  class's AuC, so every colour class counts equally, as weighting pixels by inverse class
+  frequency does; it stays finite, and one rare pixel weighs at most 1 / (classes present)."""
   true_std = _std(total, 'ab_true')
   total = {k: np.asarray(v, np.float64) for k, v in total.items()}
   extra = {}
@@ -105,8 +116,7 @@ def summarize(total) -> dict:
     extra['diversity'] = float(total['diversity'] / total['images'])
   return extra | {
       'auc': float(1.0 - total['capped_error'] / total['pixels'] / AUC_MAX_ERROR),
-      'auc_rebalanced': float(1.0 - total['weighted_capped_error'] / total['weight']
-                              / AUC_MAX_ERROR),
+      'auc_rebalanced': _auc_rebalanced(total),
       'psnr': float(total['psnr'] / total['images']),
       'colourfulness_pred': float(total['colourfulness_pred'] / total['images']),
       'colourfulness_true': float(total['colourfulness_true'] / total['images']),

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from colorjax import color, data, distributed, evaluate, train
+from colorjax import color, data, distributed, evaluate, quantize, train
 from colorjax.program import Predictor, sample_keys
 
 
@@ -35,10 +35,11 @@ def over_batches(evaluator, batches, num_batches, mesh, report_images,
   return {name: summarize(total) for name, total in totals.items()}, rows
 
 
-def evaluate_on_source(stage, evaluator, summarize=evaluate.summarize):
-  """`evaluator` (as over_batches takes it) over the eval split of `stage.data`, at most
+def evaluate_on_source(stage, evaluator, summarize=evaluate.summarize, source=None):
+  """`evaluator` (as over_batches takes it) over the eval split of `stage.data` (or the
+  eval `source` loaded before training, where its mistakes belong), at most
   `stage.eval_batches` batches: ({name: metrics}, grid rows, the eval source)."""
-  source = data.load_source(stage.data, 'eval')
+  source = source or data.load_source(stage.data, 'eval')
   num_batches = min(stage.eval_batches, data.num_eval_batches(source.num_examples,
                                                               stage.data.eval_batch_size))
   metrics, grid = over_batches(
@@ -47,21 +48,22 @@ def evaluate_on_source(stage, evaluator, summarize=evaluate.summarize):
   return metrics, grid, source
 
 
-def evaluate_colorizers(stage, predictors, **options):
-  """colorization_evaluator(predictors, **options) over the eval split of `stage.data`:
-  ({name: metrics}, grid rows, the eval source)."""
-  return evaluate_on_source(stage, colorization_evaluator(predictors, **options))
+def evaluate_colorizers(stage, predictors, source=None, **options):
+  """colorization_evaluator(predictors, **options) over the eval split of `stage.data` (or
+  `source`): ({name: metrics}, grid rows, the eval source)."""
+  return evaluate_on_source(stage, colorization_evaluator(predictors, **options),
+                            source=source)
 
 
 def colorization_evaluator(predictors: dict[str, tuple[Predictor, object]], *, samples=1,
-                           seed=0, pixel_weight=None):
+                           seed=0):
   """A batch evaluator for over_batches that scores each named (predictor, variables) pair.
 
   Returns jitted (batch, batch index) -> ({name: batch sums}, panels [gray input, each
   predictor's colorization (all `samples` of it), truth]). With samples > 1 (a network that
   samples), the metrics are those of the first sample and 'diversity' compares them all;
-  sample s of eval image i draws its noise from (seed, i, s). `pixel_weight(ab_true)` gives
-  the weights of the rebalanced AuC (1 everywhere by default).
+  sample s of eval image i draws its noise from (seed, i, s). The rebalanced AuC counts each
+  true colour's step-10 ab grid cell (quantize.grid_cell) as a class.
   """
   variables = {name: v for name, (_, v) in predictors.items()}
 
@@ -70,7 +72,7 @@ def colorization_evaluator(predictors: dict[str, tuple[Predictor, object]], *, s
     lab = color.lab_from_uint8(batch['rgb'])
     lightness, ab_true = lab[..., :1], lab[..., 1:]
     rgb_true = batch['rgb'].astype(jnp.float32) / 255.0
-    weight = None if pixel_weight is None else pixel_weight(ab_true)
+    pixel_class = quantize.grid_cell(ab_true)
     keys = sample_keys(seed, batch_index * size + jnp.arange(size), samples)
     sums, columns = {}, [evaluate.gray_panel(lab)]
     for name, (predict_ab, _) in predictors.items():
@@ -78,7 +80,8 @@ def colorization_evaluator(predictors: dict[str, tuple[Predictor, object]], *, s
       rgb = color.colorized_uint8(jnp.broadcast_to(lightness, (samples, *lightness.shape)),
                                   ab_small).astype(jnp.float32) / 255.0
       ab = color.rgb_to_lab(rgb)[..., 1:]
-      sums[name] = evaluate.batch_sums(ab[0], ab_true, rgb[0], rgb_true, batch['mask'], weight)
+      sums[name] = evaluate.batch_sums(ab[0], ab_true, rgb[0], rgb_true, batch['mask'],
+                                       pixel_class, quantize.NUM_GRID_CELLS)
       if samples > 1:
         sums[name]['diversity'] = jnp.sum(batch['mask'] * evaluate.diversity(ab))
       columns += list(rgb)

@@ -51,21 +51,27 @@ def load_trained(workdir: pathlib.Path, options: Options) -> tuple[Trained, obje
   return trained, trained.variables(_restore(trained))
 
 
-def _restore(trained: Trained):
+def _restore(trained: Trained, attempts: int = 5):
+  """The newest readable checkpoint. A run that is training may delete the step being read
+  (it keeps max_to_keep); the read then starts again from the new newest step."""
   directory = trained.checkpoint_dir / 'checkpoints'
-  if not any(directory.glob('[0-9]*')):
-    raise UsageError(f'no checkpoint in {directory}: train first (python run.py '
-                     '--experiment=...), or pass the --workdir of a trained run')
-  checkpoints = train.Checkpoints(trained.checkpoint_dir, max_to_keep=None)
-  try:
-    abstract = jax.eval_shape(trained.init)
-    mismatch = checkpoints.mismatch(abstract)
-    if mismatch:
-      raise UsageError(f'the checkpoint in {directory} does not match the config.json beside '
-                       f'it ({mismatch}); pass the workdir the checkpoint was trained in')
-    return checkpoints.restore(abstract)
-  finally:
-    checkpoints.close()
+  abstract = jax.eval_shape(trained.init)
+  for _ in range(attempts):
+    steps = train.saved_steps(trained.checkpoint_dir)
+    if not steps:
+      raise UsageError(f'no checkpoint in {directory}: train first (python run.py '
+                       '--experiment=...), or pass the --workdir of a trained run')
+    checkpoints = train.Checkpoints(trained.checkpoint_dir, max_to_keep=None)
+    try:
+      state, step = checkpoints.restore_newest_readable(abstract)
+    finally:
+      checkpoints.close()
+    if step is not None:
+      return state
+    if train.saved_steps(trained.checkpoint_dir) == steps:
+      raise UsageError(f'no checkpoint in {directory} can be read (damaged files): train '
+                       'again after deleting that folder')
+  raise UsageError(f'the checkpoints in {directory} changed under every read; try again')
 
 
 @jax.jit
@@ -80,8 +86,8 @@ def colorized(rgb_uint8, ab_small):
 class Colorizer:
   """A trained network, ready to colour images (the public API: colorjax.load)."""
 
-  def __init__(self, trained: Trained, variables, options: Options = Options()):
-    self.trained, self.options = trained, options
+  def __init__(self, trained: Trained, variables, options: Options = Options(), size=None):
+    self.trained, self.options, self.size = trained, options, size
     self.samples = options.samples or 1
     mesh = train.data_mesh()
     replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
@@ -89,10 +95,14 @@ class Colorizer:
     self._variables = jax.device_put(variables, replicated)
     self._predict = jax.jit(self._predict_l, in_shardings=(replicated, split, split))
 
-  @property
-  def size(self) -> tuple[int, int]:
-    """The resolution the network works at (h, w): the one it was trained at."""
-    return self.trained.size
+  def working_size(self, height: int, width: int) -> tuple[int, int]:
+    """The resolution a (height, width) photo is colorized at (program.Trained)."""
+    return self.trained.working_size(height, width, self.size)
+
+  def lightness_at_working_size(self, rgb_uint8) -> jax.Array:
+    """L (1, h, w, 1) of an image resized to its working size: what the network sees."""
+    small = images.resize_rgb(rgb_uint8, self.working_size(*rgb_uint8.shape[:2]))
+    return color.lab_from_uint8(jnp.asarray(small[None]))[..., :1]
 
   def _predict_l(self, variables, l_nhw1, indices):
     keys = program.sample_keys(self.options.seed, indices, self.samples)
@@ -118,16 +128,18 @@ class Colorizer:
     """uint8 (H, W, 3) or (H, W) (or any image images.to_rgb_uint8 reads) -> the colorized
     uint8 (H, W, 3) that `run.py colorize` writes ((S, H, W, 3) when samples is given)."""
     rgb = images.to_rgb_uint8(image)
-    small = color.lab_from_uint8(jnp.asarray(images.resize_rgb(rgb, self.size)[None]))
-    outputs = np.asarray(colorized(rgb, self.predict_ab_batch(small[..., :1], [0])[:, 0]))
+    ab = self.predict_ab_batch(self.lightness_at_working_size(rgb), [0])[:, 0]
+    outputs = np.asarray(colorized(rgb, ab))
     return outputs if self.options.samples else outputs[0]
 
 
 def load(workdir, network: str | None = None, temperature: float | None = None,
-         samples: int | None = None, seed: int = 0) -> Colorizer:
+         samples: int | None = None, seed: int = 0, size=None) -> Colorizer:
   """A trained run's network as a Colorizer: `workdir` is runs/<experiment>[/<variant>];
   `network` picks one where a run holds several (a U-Net task, a flowers colorizer, an
   ablation scheme); `temperature` is the softmax head's annealed-mean T; `samples` and
-  `seed` draw several colorizations from the GAN."""
+  `seed` draw several colorizations from the GAN; `size` is the resolution photos are
+  colorized at: a short side (int) or (h, w), rounded to the network's stride (default: the
+  family's, program.Trained.working_size)."""
   options = Options(network, temperature, samples, seed)
-  return Colorizer(*load_trained(pathlib.Path(workdir), options), options)
+  return Colorizer(*load_trained(pathlib.Path(workdir), options), options, size)

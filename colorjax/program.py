@@ -54,6 +54,21 @@ class Trained:
   predict_ab: Predictor
   size: tuple[int, int]                   # the resolution it was trained at (h, w)
   uses: frozenset[str] = frozenset()      # Options fields it reads besides network
+  stride: int = 1                         # working sizes are rounded to multiples of this
+  short_side: int | None = None           # default working short side (None: min(size))
+  fixed_size: bool = False                # works at `size` only (a layer's shape needs it)
+
+  def working_size(self, height: int, width: int, size=None) -> tuple[int, int]:
+    """The resolution a (height, width) photo is colorized at: `size` as (h, w), or a short
+    side (int) with the aspect ratio kept, default `short_side`; rounded to `stride`."""
+    if self.fixed_size:
+      return self.size
+    if isinstance(size, tuple):
+      h, w = size
+    else:
+      scale = (size or self.short_side or min(self.size)) / min(height, width)
+      h, w = height * scale, width * scale
+    return tuple(max(self.stride, round(x / self.stride) * self.stride) for x in (h, w))
 
   def predictor(self, state) -> tuple[Predictor, Any]:
     """(predict_ab, variables) of a training state: what the evaluator scores."""

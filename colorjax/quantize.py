@@ -46,6 +46,25 @@ def gamut_bins(step: float = GRID_STEP) -> np.ndarray:
   return (np.stack([a, b], axis=-1) - half).astype(np.float32) * step
 
 
+GRID_HALF = int(np.ceil(130 / GRID_STEP))  # |a|, |b| < 130 for every sRGB colour
+NUM_GRID_CELLS = (2 * GRID_HALF + 1) ** 2
+
+
+def grid_cell(ab):
+  """Index of the step-10 grid cell of each ab (..., 2): for an in-gamut colour, its bin of
+  the gamut set, found without a distance to every bin."""
+  cell = jnp.clip(jnp.round(ab / GRID_STEP).astype(jnp.int32) + GRID_HALF, 0, 2 * GRID_HALF)
+  return cell[..., 0] * (2 * GRID_HALF + 1) + cell[..., 1]
+
+
+def run_bins(path: str, workdir) -> np.ndarray:
+  """A run's bins (config.bins): a path relative to the workdir (an imported network's
+  bins.npy) is found there; any other path as given; '' is the sRGB gamut set."""
+  if path and (pathlib.Path(workdir) / path).is_file():
+    return load_bins(str(pathlib.Path(workdir) / path))
+  return load_bins(path)
+
+
 def load_bins(path: str = '') -> np.ndarray:
   """The gamut set, or a user's Q x 2 .npy of ab centres."""
   if not path:

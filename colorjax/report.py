@@ -29,8 +29,9 @@ METRIC_COLUMNS = (
 METRICS_NOTE = (
     'Scored on the images exactly as `run.py colorize` writes them (the network\'s ab joined '
     'with the true L, fitted to the sRGB gamut, 8-bit). AuC: area under the fraction of pixels '
-    'with ab error <= t, t in 0..150, normalized to 1 (rebalanced: pixels weighted by inverse '
-    'bin frequency). ab-std ratio: std of predicted ab / std of true ab; below 1 means '
+    'with ab error <= t, t in 0..150, normalized to 1; rebalanced: the mean of the AuC of each '
+    'step-10 ab cell of the true colours, every colour class counting equally (finite; one '
+    'rare pixel weighs at most 1 / classes). ab-std ratio: std of predicted ab / std of true ab; below 1 means '
     'desaturated. Per-image ab variance near 0: one colour per image.')
 
 

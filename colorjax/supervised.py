@@ -11,6 +11,20 @@ import jax
 import jax.numpy as jnp
 
 from colorjax import data, train
+from colorjax.errors import UsageError
+
+
+def check_stage(stage, prefix=''):
+  """A stage's mistakes, found before anything trains: its data block, its schedule and its
+  evaluation. `prefix` names the stage in messages ('colorizer.')."""
+  data.check(stage.data, jax.device_count())
+  train.check_schedule(1 if stage.get('epochs', 0) > 0 else stage.num_steps, 1,
+                       stage.checkpoint_every, stage.log_every)
+  if stage.eval_batches < 1:
+    raise UsageError(f'--config.{prefix}eval_batches={stage.eval_batches} must be at least 1 '
+                     '(a report needs images to score)')
+  if stage.report_images < 0:
+    raise UsageError(f'--config.{prefix}report_images={stage.report_images} must be 0 or more')
 
 
 def num_steps(stage, source) -> int:

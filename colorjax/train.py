@@ -15,6 +15,7 @@ it and checks that its floating-point leaves and the metrics ending in 'loss' st
 import inspect
 import json
 import pathlib
+import sys
 from typing import Any, Callable
 
 import flax.struct
@@ -217,6 +218,15 @@ def _shapes_by_path(tree) -> dict[str, tuple]:
           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
+def saved_steps(workdir) -> list[int]:
+  """The steps of the complete checkpoints in <workdir>/checkpoints, newest first. A save
+  killed before its rename leaves only an `N.orbax-checkpoint-tmp-*` folder: not one."""
+  directory = pathlib.Path(workdir) / 'checkpoints'
+  if not directory.is_dir():
+    return []
+  return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit()), reverse=True)
+
+
 class Checkpoints:
   """Orbax CheckpointManager in <workdir>/checkpoints; saves are atomic (written to a
   temporary folder and renamed), so a kill mid-save leaves the last good checkpoint."""
@@ -234,6 +244,34 @@ class Checkpoints:
     step = self.latest_step() if step is None else step
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+  def restore_newest_readable(self, target, set_aside: bool = False):
+    """(state, step) of the newest checkpoint that reads, or (target, None) when none does.
+
+    A newer checkpoint that does not read (a truncated file) is skipped with a one-line
+    warning; with `set_aside` (the trainer, which will save that step again) it is renamed
+    `corrupt-N`, kept for inspection. One whose arrays do not fit `target` is a UsageError.
+    A step that vanishes while it is read (deleted by a run training there) is skipped."""
+    directory = pathlib.Path(self.manager.directory)
+    for step in saved_steps(directory.parent):
+      try:
+        mismatch = self.mismatch(target, step)
+        if mismatch is None:
+          return self.restore(target, step), step
+      except Exception as e:  # Orbax and its codecs raise many types; all mean unreadable
+        if not (directory / str(step)).exists():
+          continue
+        if distributed.is_main():
+          tqdm.write(f'warning: checkpoint {step} in {directory} cannot be read '
+                     f'({type(e).__name__}); using the one before it', file=sys.stderr)
+          if set_aside:
+            (directory / str(step)).rename(directory / f'corrupt-{step}')
+        continue
+      raise UsageError(f'the checkpoint in {directory} does not match the config.json beside '
+                       f'it ({mismatch}); pass the workdir it was trained in')
+    if set_aside:
+      self.manager.reload()
+    return target, None
 
   def mismatch(self, target, step: int | None = None) -> str | None:
     """The first difference between the checkpoint's arrays and `target`'s (a state or its
@@ -256,7 +294,10 @@ class Checkpoints:
     self.manager.close()
 
 
-def _validate_schedule(num_steps, steps_per_call, checkpoint_every, log_every):
+def check_schedule(num_steps, steps_per_call, checkpoint_every, log_every):
+  """The loop's counts, checked before anything trains."""
+  if steps_per_call < 1:
+    raise UsageError(f'--config.steps_per_call={steps_per_call} must be at least 1')
   for name, value in (('num_steps', num_steps), ('checkpoint_every', checkpoint_every),
                       ('log_every', log_every)):
     if value <= 0 or value % steps_per_call:
@@ -273,13 +314,12 @@ def fit(*, workdir, state, advance: Callable, num_steps: int,
   exists. Metrics are fetched from the device only every `log_every` steps and before each
   checkpoint, so the loop dispatches steps without waiting on the host.
   """
-  _validate_schedule(num_steps, steps_per_call, checkpoint_every, log_every)
+  check_schedule(num_steps, steps_per_call, checkpoint_every, log_every)
   workdir = pathlib.Path(workdir)
   checkpoints = Checkpoints(workdir, max_to_keep)
   try:
-    start = checkpoints.latest_step() or 0
-    if start:
-      state = checkpoints.restore(state, start)
+    state, start = checkpoints.restore_newest_readable(state, set_aside=True)
+    start = start or 0
     if start >= num_steps:
       if distributed.is_main():
         tqdm.write(f'{description}: already trained to step {start}, nothing to do')
@@ -294,16 +334,21 @@ def fit(*, workdir, state, advance: Callable, num_steps: int,
         rows = [r for (first, _), m in zip(pending, metrics)
                 for r in _rows(first, m, steps_per_call)]
         pending.clear()
-        bad = next((r['step'] for r in rows
-                    if not all(np.all(np.isfinite(v)) for v in _losses(r).values())), None)
-        if bad is None and not _all_finite(state):
-          bad = end_step - 1
-        if bad is not None:
+        bad_loss = next((r['step'] for r in rows
+                         if not all(np.all(np.isfinite(v)) for v in _losses(r).values())), None)
+        what = None
+        if bad_loss is not None:
+          what = (f'the loss became NaN or Inf at step {bad_loss} (computed from the '
+                  f'parameters after {bad_loss} updates)')
+        elif not _all_finite(state):
+          what = (f'the parameters became NaN or Inf between steps {end_step - len(rows)} and '
+                  f'{end_step} (the losses up to there were finite)')
+        if what is not None:
           last = checkpoints.latest_step()
           kept = (f'the last good checkpoint (step {last}) in {workdir} is intact'
                   if last is not None else 'no checkpoint had been written yet')
-          raise Diverged(f'loss became NaN or Inf at step {bad}; {kept}. '
-                         'Lower the learning rate or check the data, then run again.')
+          raise Diverged(f'{what}; {kept}. Lower the learning rate or check the data, then '
+                         'run again.')
         log.write(rows)
         bar.set_postfix({k: f'{np.mean(v):.4g}' for k, v in _losses(rows[-1]).items()})
         bar.update(end_step - bar.n)

@@ -18,6 +18,7 @@ def get_config(variant=None):
   config.prior_batches = 500       # training batches counted for the empirical prior
   config.rebalance_mix = 0.5       # lambda of the rebalancing weights
   config.temperatures = (0.01, 0.2, 0.38, 0.6, 1.0)  # annealed-mean sweep in the report
+  config.temperature = 0.38        # the annealed mean colorize and colorjax.load decode with
   config.seed = 0
   config.data = configs.data_config(source='imagenet2012', crop=176, batch_size=40,
                                     eval_batch_size=40)

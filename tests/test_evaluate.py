@@ -4,7 +4,7 @@ import numpy as np
 import skimage.data
 import skimage.metrics
 
-from colorjax import evaluate
+from colorjax import color, evaluate, quantize
 
 
 def test_psnr_matches_skimage_per_image():
@@ -42,12 +42,12 @@ def test_colourfulness_closed_forms():
   np.testing.assert_allclose(evaluate.colourfulness(halves), [127.5 + 0.3 * 127.5], rtol=1e-5)
 
 
-def _metrics(ab_pred, ab_true, mask=None, pixel_weight=None):
+def _metrics(ab_pred, ab_true, mask=None, pixel_class=None, num_classes=1):
   b = ab_true.shape[0]
   rgb = np.zeros(ab_true.shape[:3] + (3,), np.float32) + 0.5
   mask = np.ones(b, np.float32) if mask is None else mask
   total = evaluate.add_sums({}, evaluate.batch_sums(ab_pred, ab_true, rgb, rgb, mask,
-                                                    pixel_weight))
+                                                    pixel_class, num_classes))
   return evaluate.summarize(total)
 
 
@@ -70,18 +70,51 @@ def test_constant_prediction_metrics():
   assert far['auc'] == 0.0
 
 
-def test_padding_is_ignored_and_pixel_weights_rebalance():
+def test_padding_is_ignored_and_classes_rebalance():
   ab_true = np.zeros((2, 2, 2, 2), np.float32)
   ab_pred = np.zeros_like(ab_true)
   ab_pred[1] = 1000.0  # the second example is padding: its errors must not count
   assert _metrics(ab_pred, ab_true, mask=np.asarray([1.0, 0.0]))['auc'] == 1.0
   ab_pred = np.zeros_like(ab_true)
-  ab_pred[0, 0, 0, 0] = 75.0  # one pixel off by 75 (AuC contribution 0.5 instead of 1)
-  weights = np.ones((2, 2, 2), np.float32)
-  weights[0, 0, 0] = 7.0      # ... weighing 7 of 14
+  ab_pred[0, 0, 0, 0] = 75.0  # one pixel off by 75 (AuC 0.5 instead of 1) ...
+  classes = np.zeros((2, 2, 2), np.int32)
+  classes[0, 0, 0] = 2        # ... alone in its class; class 1 is empty, class 0 holds 7
   np.testing.assert_allclose(_metrics(ab_pred, ab_true)['auc'], 1 - 0.5 / 8, rtol=1e-6)
-  np.testing.assert_allclose(_metrics(ab_pred, ab_true, pixel_weight=weights)['auc_rebalanced'],
-                             1 - 0.5 * 7 / 14, rtol=1e-6)
+  # By hand: class 2 has AuC 0.5, class 0 has AuC 1; the mean over the 2 present is 0.75.
+  np.testing.assert_allclose(
+      _metrics(ab_pred, ab_true, pixel_class=classes, num_classes=3)['auc_rebalanced'], 0.75,
+      rtol=1e-6)
+  # Padding pixels are in no class: a padded pixel's class does not count as present.
+  classes[1] = 1
+  np.testing.assert_allclose(
+      _metrics(ab_pred, ab_true, mask=np.asarray([1.0, 0.0]), pixel_class=classes,
+               num_classes=3)['auc_rebalanced'], 0.75, rtol=1e-6)
+
+
+def test_rebalanced_auc_stays_finite_with_rare_extreme_colours():
+  """A pixel near pure blue (b about -108) made the old inverse-prior weights overflow
+  float32; per-class means cannot."""
+  ab_true = np.zeros((1, 4, 4, 2), np.float32)
+  ab_true[0, 0, 0] = (79.0, -107.9)
+  ab_pred = np.zeros_like(ab_true)
+  classes = np.asarray(quantize.grid_cell(ab_true))
+  metrics = _metrics(ab_pred, ab_true, pixel_class=classes, num_classes=quantize.NUM_GRID_CELLS)
+  error = min(np.hypot(79.0, 107.9), 150.0)
+  np.testing.assert_allclose(metrics['auc_rebalanced'], 1 - (error / 150) / 2, rtol=1e-5)
+
+
+def test_grid_cell_is_the_nearest_gamut_bin_of_in_gamut_colours():
+  rng = np.random.default_rng(3)
+  rgb = rng.random((500, 3)).astype(np.float32)
+  ab = np.asarray(color.rgb_to_lab(rgb))[:, 1:]
+  bins = quantize.gamut_bins()
+  cell_centres = np.stack(np.divmod(np.asarray(quantize.grid_cell(bins)),
+                                    2 * quantize.GRID_HALF + 1), -1)
+  by_cell = {tuple(c): i for i, c in enumerate(cell_centres)}
+  nearest = np.argmin(((ab[:, None] - bins[None]) ** 2).sum(-1), axis=1)
+  ours = np.stack(np.divmod(np.asarray(quantize.grid_cell(ab)), 2 * quantize.GRID_HALF + 1), -1)
+  agree = [by_cell.get(tuple(c)) == n for c, n in zip(ours, nearest)]
+  assert np.mean(agree) == 1.0
 
 
 def test_diversity_against_a_loop_over_pairs():

@@ -1,6 +1,9 @@
 """The public API (colorjax.load) and the one evaluator, against what `run.py colorize`
 writes: a notebook, a report and the command line see the same pixels."""
 
+import dataclasses
+import json
+
 import jax
 import numpy as np
 import PIL.Image
@@ -10,7 +13,8 @@ import skimage.data
 import skimage.metrics
 
 import colorjax
-from colorjax import colorize, configs, data, evaluate, evaluator, images, program, train
+from colorjax import (colorize, configs, data, evaluate, evaluator, images, photo_eval, program,
+                      train)
 from colorjax.errors import UsageError
 from colorjax.programs import zhang
 
@@ -44,8 +48,8 @@ def test_evaluator_psnr_equals_the_psnr_of_the_file_colorize_writes(workdir, tmp
   root, config, state = workdir
   photo = _photo()
   PIL.Image.fromarray(photo).save(tmp_path / 'cat.png')
-  assert colorize.main([f'--workdir={root}', str(tmp_path / 'cat.png'),
-                        f'--out={tmp_path / "out"}']) == 0
+  assert colorize.main([f'--workdir={root}', str(tmp_path / 'cat.png'),  # as evaluated:
+                        f'--out={tmp_path / "out"}', f'--size={CROP}x{CROP}']) == 0
   written = np.asarray(PIL.Image.open(tmp_path / 'out' / 'cat.png'))
   file_psnr = skimage.metrics.peak_signal_noise_ratio(photo, written)
 
@@ -88,3 +92,67 @@ def test_predict_ab_gives_ab_at_the_network_output_size(workdir):
 def test_load_names_a_missing_run_in_one_line(tmp_path):
   with pytest.raises(UsageError, match='holds no run'):
     colorjax.load(tmp_path)
+
+
+def test_working_size_keeps_the_aspect_and_rounds_to_the_stride(workdir):
+  root, config, _ = workdir
+  trained = zhang.colorizer(config, root, program.Options())  # stride 8, short side 256
+  assert trained.working_size(512, 768) == (256, 384)
+  assert trained.working_size(333, 517) == (256, 400)  # 397.5 -> the nearest multiple of 8
+  assert trained.working_size(333, 517, 128) == (128, 200)
+  assert trained.working_size(333, 517, (250, 190)) == (248, 192)
+  fixed = dataclasses.replace(trained, fixed_size=True)
+  assert fixed.working_size(333, 517, 128) == trained.size
+
+
+def test_size_changes_what_the_network_sees_not_the_output(workdir):
+  root, _, _ = workdir
+  photo = images.resize_rgb(skimage.data.astronaut(), (90, 140))
+  small, large = colorjax.load(root, size=32)(photo), colorjax.load(root, size=96)(photo)
+  assert small.shape == large.shape == photo.shape
+  assert not np.array_equal(small, large)
+
+
+def test_bootstrap_interval_brackets_the_value_and_collapses_for_equal_photos():
+  rng = np.random.default_rng(0)
+  rgb = rng.random((6, 8, 8, 3)).astype(np.float32)
+  per_image = [evaluate.batch_sums(rgb[i:i + 1, ..., :2] * 50, rgb[i:i + 1, ..., 1:] * 50,
+                                   rgb[i:i + 1], rgb[(i + 1) % 6:(i + 1) % 6 + 1],
+                                   np.ones(1)) for i in range(6)]
+  results = photo_eval.bootstrap([jax.device_get(s) for s in per_image], 200)
+  for m in results.values():
+    assert m['low'] - 1e-9 <= m['value'] <= m['high'] + 1e-9
+  assert results['psnr']['high'] > results['psnr']['low']
+  same = photo_eval.bootstrap([jax.device_get(per_image[0])] * 5, 200)
+  assert same['psnr']['low'] == pytest.approx(same['psnr']['high'])
+
+
+def test_evaluate_scores_what_colorize_writes_with_baselines(workdir, tmp_path):
+  root, _, _ = workdir
+  folder = tmp_path / 'photos'
+  folder.mkdir()
+  for name, size in (('astronaut', (70, 100)), ('coffee', (90, 60)), ('chelsea', (64, 64))):
+    PIL.Image.fromarray(images.resize_rgb(getattr(skimage.data, name)(), size)).save(
+        folder / f'{name}.png')
+  assert colorize.main([f'--workdir={root}', str(folder), f'--out={tmp_path / "out"}']) == 0
+  assert photo_eval.main([f'--workdir={root}', str(folder), f'--out={tmp_path / "eval"}',
+                          '--bootstrap=200']) == 0
+  result = json.loads((tmp_path / 'eval' / 'evaluation.json').read_text())['metrics']
+  assert set(result) == {'model', 'gray', 'mean ab'}  # samples: the training data is known
+  files = sorted(folder.iterdir())
+  psnr = lambda pred, true: skimage.metrics.peak_signal_noise_ratio(true, pred)
+  written = [psnr(np.asarray(PIL.Image.open(tmp_path / 'out' / f.name)),
+                  np.asarray(PIL.Image.open(f))) for f in files]
+  assert abs(result['model']['psnr']['value'] - np.mean(written)) <= 0.05
+  gray = []  # the gray baseline by scikit-image: the photo's L with a = b = 0
+  for f in files:
+    truth = np.asarray(PIL.Image.open(f))
+    lab = skimage.color.rgb2lab(truth)
+    lab[..., 1:] = 0
+    gray.append(psnr(np.round(skimage.color.lab2rgb(lab) * 255).astype(np.uint8), truth))
+  assert abs(result['gray']['psnr']['value'] - np.mean(gray)) <= 0.05
+  for metrics in result.values():
+    assert metrics['psnr']['low'] <= metrics['psnr']['value'] <= metrics['psnr']['high']
+  report = (tmp_path / 'eval' / 'evaluation.md').read_text()
+  assert '| model |' in report and '| gray |' in report and '[' in report
+  assert (tmp_path / 'eval' / 'evaluation.png').stat().st_size > 0

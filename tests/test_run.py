@@ -129,7 +129,7 @@ def test_zhang_smoke_runs_and_comparison(tmp_path):
     assert result.returncode == 0, result.stderr
     report = (tmp_path / head / 'report.md').read_text()
     assert 'ab-std ratio' in report
-    for output in ('samples.png', 'loss_curve.png', 'prior.npy', 'metrics_eval.json'):
+    for output in ('samples.png', 'loss_curve.png', 'prior.npz', 'metrics_eval.json'):
       assert (tmp_path / head / output).stat().st_size > 0
   assert '| T=0.38 |' in (tmp_path / 'softmax' / 'report.md').read_text()
   for head, args in (('softmax', ['--temperature=0.5']), ('regression', [])):

@@ -6,6 +6,12 @@ after each block's last conv; block 8 is a 4x4 stride-2 transposed conv to 256 a
 convs, back at 1/4 resolution, where a 1x1 conv gives the head: Q bin logits
 (classification) or the two ab values (the MSE regression baseline). `width` scales every
 channel count, for small runs on CPU.
+
+Padding is explicit and the released network's (PyTorch, richzhang/colorization): 3x3 convs
+pad `dilation` on every side, stride 2 included (Flax's 'SAME' would pad (0, 1) there and
+shift the output by about 1.5 output pixels); the 4x4 transposed conv pads 1, which is
+lax.conv_transpose padding 4 - 1 - 1 = 2 on a kernel that is PyTorch's flipped (the importer,
+colorjax/released.py, flips it).
 """
 
 import flax.linen as nn
@@ -23,7 +29,8 @@ class ConvStack(nn.Module):
   def __call__(self, x, train: bool):
     for i in range(self.convs):
       stride = self.stride if i == self.convs - 1 else 1
-      x = nn.relu(nn.Conv(self.features, (3, 3), strides=stride, padding='SAME',
+      x = nn.relu(nn.Conv(self.features, (3, 3), strides=stride,
+                          padding=[(self.dilation, self.dilation)] * 2,
                           kernel_dilation=self.dilation)(x))
     return nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
 
@@ -46,7 +53,8 @@ class ZhangNet(nn.Module):
     x = l_nhwc - 50.0
     for features, convs, stride, dilation in BLOCKS:
       x = ConvStack(channels(features), convs, stride, dilation)(x, train)
-    x = nn.relu(nn.ConvTranspose(channels(256), (4, 4), strides=(2, 2), padding='SAME')(x))
+    x = nn.relu(nn.ConvTranspose(channels(256), (4, 4), strides=(2, 2),
+                                 padding=[(2, 2), (2, 2)])(x))
     for _ in range(2):
-      x = nn.relu(nn.Conv(channels(256), (3, 3), padding='SAME')(x))
+      x = nn.relu(nn.Conv(channels(256), (3, 3), padding=[(1, 1), (1, 1)])(x))
     return nn.Conv(self.num_outputs, (1, 1))(x)

@@ -12,8 +12,8 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
-from colorjax import color, distributed, evaluator, losses, program, report, supervised
-from colorjax import train
+from colorjax import (color, data, distributed, evaluator, losses, program, report,
+                      supervised, train)
 from colorjax.errors import UsageError
 from colorjax.models.resnet import ENCODER_STRIDE, ResNetClassifier, ResNetColorizer, load_encoder
 
@@ -21,15 +21,16 @@ SHIFTED = color.NORMALIZATIONS['shifted']  # input L / 100; ab as (ab + 128) / 2
 COLORIZERS = ('pretrained', 'scratch')
 
 
-def _check(config):
+def check(config):
   for stage in ('classifier', 'colorizer'):
+    supervised.check_stage(config[stage], f'{stage}.')
     crop = config[stage].data.crop
     if crop % ENCODER_STRIDE:
       raise UsageError(f'--config.{stage}.data.crop={crop} must be a multiple of '
                        f'{ENCODER_STRIDE} (ResNet-18 halves the size five times)')
 
 
-def _classifier(config, workdir):
+def _classifier(config, workdir, eval_source):
   """Stage 1: (trained classifier state, validation top-1 accuracy)."""
   stage = config.classifier
   model = ResNetClassifier(config.num_classes)
@@ -46,7 +47,7 @@ def _classifier(config, workdir):
   variables = supervised.variables(state)
   metrics, _, _ = evaluator.evaluate_on_source(
       stage, lambda batch, _: evaluate_batch(variables, batch),
-      summarize=lambda t: float(t['correct'] / t['images']))
+      summarize=lambda t: float(t['correct'] / t['images']), source=eval_source)
   return state, metrics['top-1']
 
 
@@ -59,10 +60,12 @@ def _with_encoder_of(classifier_state):
 
 
 def main(config, workdir):
-  _check(config)
+  check(config)
   workdir = pathlib.Path(workdir)
-  classifier, accuracy = _classifier(config, workdir)
   stage = config.colorizer
+  classifier_eval = data.load_source(config.classifier.data, 'eval')
+  eval_source = data.load_source(stage.data, 'eval')
+  classifier, accuracy = _classifier(config, workdir, classifier_eval)
   model = ResNetColorizer()
   loss = losses.ab_regression(model, SHIFTED)
   predictors = {}
@@ -72,7 +75,7 @@ def main(config, workdir):
         init=_with_encoder_of(classifier) if run == 'pretrained' else None,
         description=f'colorizer ({run})')
     predictors[run] = colorizer(config, workdir, program.Options(network=run)).predictor(state)
-  metrics, grid, eval_source = evaluator.evaluate_colorizers(stage, predictors)
+  metrics, grid, eval_source = evaluator.evaluate_colorizers(stage, predictors, eval_source)
   if not distributed.is_main():
     return
   metrics['classifier_top1'] = accuracy
@@ -91,7 +94,8 @@ def colorizer(config, workdir, options) -> program.Trained:
     return SHIFTED.denormalize_ab(model.apply(variables, SHIFTED.normalize_l(l_nhw1)))
 
   return program.Trained(workdir / run, lambda: supervised.initial_state(stage, model),
-                         supervised.variables, predict_ab, (stage.data.crop, stage.data.crop))
+                         supervised.variables, predict_ab, (stage.data.crop, stage.data.crop),
+                         stride=ENCODER_STRIDE)
 
 
 def _write_report(config, workdir, metrics, grid, eval_source):

@@ -65,15 +65,23 @@ def _reconstruct(model, params, norm, rgb_uint8):
   return loss, rgb[0]
 
 
+def check(config):
+  runs = list_runs(config)
+  train.check_schedule(config.num_steps, config.steps_per_call, config.checkpoint_every,
+                       config.log_every)
+  if jax.process_count() > 1 and len(runs) % jax.device_count():
+    raise UsageError(f'{len(runs)} runs do not split over the {jax.device_count()} devices of '
+                     f'{jax.process_count()} processes: pass schemes x seeds that do')
+  images.load_image(config.image, config.image_scale)
+
+
 def main(config, workdir):
+  check(config)
   runs = list_runs(config)
   image = images.load_image(config.image, config.image_scale)
   model = TinyCNN(channels=config.channels)
   tx = train.make_optimizer(config.optimizer)
 
-  if jax.process_count() > 1 and len(runs) % jax.device_count():
-    raise UsageError(f'{len(runs)} runs do not split over the {jax.device_count()} devices of '
-                     f'{jax.process_count()} processes: pass schemes x seeds that do')
   # The largest number of devices that divides the runs evenly.
   mesh = train.data_mesh(jax.devices()[:math.gcd(len(runs), jax.device_count())])
   per_run = NamedSharding(mesh, P('data'))
@@ -142,10 +150,11 @@ def _write_report(config, workdir, runs, image, rgb_pred, results, seconds, num_
            report.mean_std(results['distance'][idx], '{:.1f}'),
            report.mean_std(results['psnr'][idx], '{:.2f}')] for s, idx in by_scheme.items()]
   h, w = image.shape[:2]
+  metrics = train.read_metrics(workdir)
   sections = [
       f"Tiny CNN (c={config.channels}) learns ab from L of `{config.image}` at {h}x{w}, "
       f"MSE on ab in each scheme's units, {config.optimizer.name} lr "
-      f"{config.optimizer.learning_rate}, {config.num_steps} iterations, seeds {seeds}. "
+      f"{config.optimizer.learning_rate}, {metrics[-1]['step'] + 1} iterations, seeds {seeds}. "
       f"Mean ± std over seeds. Distance: sum over pixels and channels of the squared RGB "
       f"difference to the original (RGB in [0, 1]); lower is better. Training took "
       f"{seconds:.1f} s in this invocation on {num_devices} {jax.default_backend()} device(s).",
@@ -169,7 +178,6 @@ def _write_report(config, workdir, runs, image, rgb_pred, results, seconds, num_
   report.save_image_row(workdir / 'reconstructions.png',
                         [image] + [np.clip(rgb_pred[i], 0, 1) for i in first_seed],
                         ['original'] + [f'{s} (seed {seeds[0]})' for s in schemes])
-  metrics = train.read_metrics(workdir)
   steps = [m['step'] for m in metrics]
   losses_by_run = np.asarray([m['loss'] for m in metrics]).reshape(len(steps), len(runs))
   report.save_curves(

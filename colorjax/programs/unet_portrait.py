@@ -8,7 +8,8 @@ import pathlib
 
 import jax.numpy as jnp
 
-from colorjax import color, distributed, evaluator, losses, program, report, supervised, train
+from colorjax import (color, data, distributed, evaluator, losses, program, report,
+                      supervised, train)
 from colorjax.errors import UsageError
 from colorjax.models.unet import UNet
 
@@ -22,7 +23,8 @@ TASKS = {  # name -> (output channels, loss, (L, output) -> ab in Lab units, des
 }
 
 
-def _check(config):
+def check(config):
+  supervised.check_stage(config)
   unknown = [t for t in config.tasks if t not in TASKS]
   if unknown or not config.tasks:
     raise UsageError(f"--config.tasks={','.join(config.tasks)}: choose from "
@@ -40,16 +42,19 @@ def _model(config, task) -> UNet:
 
 
 def main(config, workdir):
-  _check(config)
+  check(config)
   workdir = pathlib.Path(workdir)
+  train_source = data.load_source(config.data, 'train')
+  eval_source = data.load_source(config.data, 'eval')
   predictors = {}
   for task in config.tasks:
     model = _model(config, task)
-    state = supervised.fit_network(config, workdir / task, model,
+    state = supervised.fit_network(config, workdir / task, model, source=train_source,
+                                   loss_fn=
                                    TASKS[task][1](model, SHIFTED), description=f'unet {task}')
     predictors[task] = colorizer(config, workdir, program.Options(network=task)).predictor(
         state)
-  metrics, grid, eval_source = evaluator.evaluate_colorizers(config, predictors)
+  metrics, grid, eval_source = evaluator.evaluate_colorizers(config, predictors, eval_source)
   if not distributed.is_main():
     return
   report.save_metrics(workdir, metrics)

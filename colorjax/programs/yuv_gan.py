@@ -9,12 +9,14 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from colorjax import color, data, distributed, evaluator, losses, program, report, train
+from colorjax import (color, data, distributed, evaluator, losses, program, report,
+                      supervised, train)
 from colorjax.errors import UsageError
 from colorjax.models.yuv_gan import GENERATOR_FEATURES, Discriminator, Generator
 
 
-def _check(config):
+def check(config):
+  supervised.check_stage(config)
   if config.adversarial not in losses.ADVERSARIAL:
     raise UsageError(f'--config.adversarial={config.adversarial!r}: use one of '
                      f"{', '.join(sorted(losses.ADVERSARIAL))}")
@@ -127,10 +129,11 @@ def make_train_step(config):
 
 
 def main(config, workdir):
-  _check(config)
+  check(config)
   workdir = pathlib.Path(workdir)
   mesh = train.data_mesh()
   train_source = data.load_source(config.data, 'train')
+  eval_source = data.load_source(config.data, 'eval')
   state = train.replicate(init_state(config), mesh)
   step = train.shard_train_step(make_train_step(config), mesh)
   advance = train.advance_with_batches(step, lambda start: data.prefetch_to_device(
@@ -141,7 +144,7 @@ def main(config, workdir):
 
   metrics, grid, eval_source = evaluator.evaluate_colorizers(
       config, {'generator': colorizer(config, workdir, program.Options()).predictor(state)},
-      samples=config.samples, seed=config.seed + 1)
+      eval_source, samples=config.samples, seed=config.seed + 1)
   if not distributed.is_main():
     return
   report.save_metrics(workdir, metrics)
@@ -163,17 +166,18 @@ def colorizer(config, workdir, options) -> program.Trained:
 
   return program.Trained(workdir, lambda: init_state(config), lambda s: s.generator.variables,
                          predict_ab, (config.data.crop, config.data.crop),
-                         frozenset({'samples'}))
+                         frozenset({'samples'}), fixed_size=True)  # noise plane: Dense(h w)
 
 
 def _write_report(config, workdir, metrics, grid, eval_source):
+  history = train.read_metrics(workdir)
   loss_name = {'bce': 'non-saturating BCE', 'wgan': f'WGAN, weights clipped to ±{config.clip}',
                'wgan_gp': f'WGAN-GP (λ = {config.gp_weight})'}[config.adversarial]
   sections = [
       f'{loss_name}, {config.n_critic} critic update(s) per generator update, noise before '
       f'the first {config.noise_layers} conv(s), L1 weight {config.l1_weight}; data '
       f'`{config.data.source}` at {config.data.crop}x{config.data.crop}, '
-      f'{config.num_steps} steps of batch {config.data.batch_size}; evaluated on '
+      f"{history[-1]['step'] + 1} steps of batch {config.data.batch_size}; evaluated on "
       f'{eval_source.num_examples} held-out images (for `samples` these are the training '
       f'photos: a smoke test only), each with {config.samples} noise samples.',
       report.metrics_table(metrics),
@@ -187,7 +191,6 @@ def _write_report(config, workdir, metrics, grid, eval_source):
                            + ['truth'])
     sections += ['## Samples', 'Each row is one input; the columns are samples with '
                  'different noise, then the truth.', '![samples](samples.png)']
-  history = train.read_metrics(workdir)
   steps = [row['step'] for row in history]
   report.save_curves(workdir / 'loss_curves.png', {
       'discriminator': [(steps, [row['d_loss'] for row in history], 'D loss')],

@@ -4,11 +4,12 @@ sweep for the softmax head), and report.md with an image grid and the loss curve
 Experiments: zhang_softmax, zhang_regression (metrics_eval.json feeds zhang_compare).
 """
 
+import hashlib
+import json
 import os
 import pathlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
@@ -18,11 +19,26 @@ from colorjax.errors import UsageError
 from colorjax.models.zhang import ZhangNet
 
 
+def _prior_provenance(config, bins) -> str:
+  """What the prior is computed from: the bins, the training data and how much of it."""
+  data_fields = {k: v for k, v in config.data.items() if k not in ('eval_batch_size',)}
+  return json.dumps({'bins': hashlib.sha256(np.ascontiguousarray(bins, np.float64)).hexdigest(),
+                     'data': data_fields, 'prior_batches': config.prior_batches},
+                    sort_keys=True, default=str)
+
+
 def _prior(config, workdir, source, bins, mesh):
-  """Smoothed bin distribution of `prior_batches` training batches, cached in the workdir."""
-  path = pathlib.Path(workdir) / 'prior.npy'
+  """Smoothed bin distribution of `prior_batches` training batches, cached in the workdir
+  (prior.npz) with what it was computed from; a cache made from other data or bins is
+  computed again."""
+  path = pathlib.Path(workdir) / 'prior.npz'
+  provenance = _prior_provenance(config, bins)
   if path.exists():
-    return np.load(path)
+    with np.load(path) as cached:
+      if str(cached['provenance']) == provenance:
+        return cached['prior']
+    if distributed.is_main():
+      tqdm.write(f'{path} was computed from other data or bins: computing it again')
   count = jax.jit(lambda rgb: quantize.count_bins(
       color.lab_from_uint8(rgb)[:, ::4, ::4, 1:], bins))
   batches = data.train_batches(source, config.data)
@@ -32,10 +48,19 @@ def _prior(config, workdir, source, bins, mesh):
     counts += np.asarray(count(data.to_global(next(batches), mesh)['rgb']))
   prior = quantize.empirical_prior(counts, bins)
   if distributed.is_main():
-    temporary = path.with_suffix('.tmp.npy')
-    np.save(temporary, prior)
+    temporary = path.with_suffix('.tmp.npz')
+    np.savez(temporary, prior=prior, provenance=np.asarray(provenance))
     os.replace(temporary, path)  # atomic: a kill never leaves half a prior
   return prior
+
+
+# Photos are colorized with their short side at 256 pixels: the scale of the paper's 176-pixel
+# crops of ImageNet photos resized to 256, and the size the published demo runs at.
+SHORT_SIDE = 256
+
+
+def _bins(config, workdir):
+  return quantize.run_bins(config.bins, workdir)
 
 
 def _network(config, bins) -> ZhangNet:
@@ -48,15 +73,29 @@ def decode_ab(output, bins, temperature):
   return output if temperature is None else quantize.annealed_mean(output, bins, temperature)
 
 
-def main(config, workdir):
+def check(config):
+  supervised.check_stage(config)
   if config.head not in ('softmax', 'regression'):
     raise UsageError(f"--config.head={config.head!r}: use 'softmax' or 'regression'")
   if config.data.crop % 8:
     raise UsageError(f'--config.data.crop={config.data.crop} must be a multiple of 8 (the '
                      'network works at 1/8 resolution)')
+  if config.head == 'softmax' and not (config.temperatures and all(
+      0 < t < float('inf') for t in config.temperatures)):
+    raise UsageError(f'--config.temperatures={",".join(map(str, config.temperatures))}: give '
+                     'one or more positive annealed-mean temperatures, e.g. 0.38')
+  if config.head == 'softmax' and not 0 < config.get('temperature', 1.0) < float('inf'):
+    raise UsageError(f'--config.temperature={config.temperature} must be a positive number')
+  if config.prior_batches < 1:
+    raise UsageError(f'--config.prior_batches={config.prior_batches} must be at least 1')
+
+
+def main(config, workdir):
+  check(config)
   workdir = pathlib.Path(workdir)
+  bins = _bins(config, workdir)
   train_source = data.load_source(config.data, 'train')
-  bins = quantize.load_bins(config.bins)
+  eval_source = data.load_source(config.data, 'eval')
   prior = _prior(config, workdir, train_source, bins, train.data_mesh())
 
   model = _network(config, bins)
@@ -75,10 +114,7 @@ def main(config, workdir):
     name = 'regression' if temperature is None else f'T={temperature:g}'
     predictors[name] = colorizer(config, workdir,
                                  program.Options(temperature=temperature)).predictor(state)
-  inverse_frequency = jnp.asarray(quantize.rebalancing_weights(prior, mix=0.0), jnp.float32)
-  metrics, grid, eval_source = evaluator.evaluate_colorizers(
-      config, predictors, pixel_weight=lambda ab: jax.lax.map(
-          lambda ab: inverse_frequency[quantize.nearest_bin(ab, bins)], ab))
+  metrics, grid, eval_source = evaluator.evaluate_colorizers(config, predictors, eval_source)
   if not distributed.is_main():
     return
   report.save_metrics(workdir, metrics)
@@ -88,11 +124,11 @@ def main(config, workdir):
 
 def colorizer(config, workdir, options) -> program.Trained:
   program.single(options)
-  bins = quantize.load_bins(config.bins)
+  bins = _bins(config, workdir)
   model = _network(config, bins)
   temperature = None
-  if config.head == 'softmax':
-    temperature = options.temperature or program.DEFAULT_TEMPERATURE
+  if config.head == 'softmax':  # runs from before config.temperature decode at the default
+    temperature = options.temperature or config.get('temperature', program.DEFAULT_TEMPERATURE)
 
   def predict_ab(variables, l_nhw1, keys):
     del keys  # deterministic
@@ -101,14 +137,16 @@ def colorizer(config, workdir, options) -> program.Trained:
   return program.Trained(
       workdir, lambda: supervised.initial_state(config, model), supervised.variables,
       predict_ab, (config.data.crop, config.data.crop),
-      frozenset({'temperature'} if config.head == 'softmax' else ()))
+      frozenset({'temperature'} if config.head == 'softmax' else ()), stride=8,
+      short_side=SHORT_SIDE)
 
 
 def _write_report(config, workdir, metrics, grid, train_source, eval_source):
+  history = train.read_metrics(workdir)
   sections = [
       f'{config.head} head, width {config.width}, data `{config.data.source}` '
       f'({config.data.crop}x{config.data.crop} crops, batch {config.data.batch_size}), '
-      f'{config.num_steps} steps of {config.optimizer.name} lr '
+      f"{history[-1]['step'] + 1} steps of {config.optimizer.name} lr "
       f'{config.optimizer.learning_rate}; evaluated on {eval_source.num_examples} held-out '
       'images (for `samples` these are the training photos: a smoke test only).',
       report.metrics_table(metrics, label=('decoding',)),
@@ -120,7 +158,6 @@ def _write_report(config, workdir, metrics, grid, train_source, eval_source):
   if grid:
     report.save_image_grid(workdir / 'samples.png', grid, ['input (L)', *metrics, 'truth'])
     sections += ['## Samples', '![samples](samples.png)']
-  history = train.read_metrics(workdir)
   report.save_curves(workdir / 'loss_curve.png',
                      {'training loss': [([m['step'] for m in history],
                                          [m['loss'] for m in history], config.head)]},
