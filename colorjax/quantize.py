@@ -1,14 +1,14 @@
 """Quantized ab space of Colorful Image Colorization (Zhang et al. 2016).
 
-The bin set. Zhang et al. released 313 bins: the cells of a step-10 ab grid that ImageNet
-pixels fall into. This codebase derives its set from the sRGB gamut instead, which needs no
-data and is exact: every 8-bit sRGB colour (all 256^3) is converted to Lab (color.py), and a
-grid cell is a bin when at least one colour's nearest grid centre is that cell. So every
-sRGB colour's nearest bin is in the set by construction (the tests check it on random colours
-against scikit-image's Lab). This rule gives 261 bins. The released 313 keep more cells at
-the gamut's edge (a looser in-gamut test), which no 8-bit sRGB colour rounds to; they can
-only be reached by predicted distributions, not by targets. A user's own set (a .npy of
-Q x 2 ab centres, e.g. the released pts_in_hull.npy) replaces the derived one.
+The bin set. Zhang et al. released 313 step-10 ab grid cells (pts_in_hull.npy); how they
+chose them is not stated beyond "in gamut". This codebase derives its set from the sRGB
+gamut, which needs no data: every 8-bit sRGB colour (all 256^3) is converted to Lab
+(color.py), and a grid cell is a bin when at least one colour's nearest grid centre is that
+cell. So every sRGB colour's nearest bin is in the set by construction (the tests check it
+on random colours against scikit-image's Lab). This rule gives 261 bins (the released file is not
+on this machine, so which cells the two sets do not share is not measured). A user's own
+set (a .npy of Q x 2 ab centres, e.g. the released pts_in_hull.npy, or an imported network's
+bins.npy) replaces the derived one.
 """
 
 import functools
@@ -95,11 +95,14 @@ def soft_encode(ab, bins, neighbours: int = 10, sigma: float = 5.0):
   """(..., Q) target distribution: Gaussian weights (sigma) on the `neighbours` nearest bins,
   zero elsewhere, summing to 1 (Zhang et al.; 10 neighbours, as the authors confirmed)."""
   d2 = jnp.maximum(_squared_distances(ab, bins), 0.0)
-  nearest = -jax.lax.top_k(-d2, neighbours)[0]
+  neg_d2, index = jax.lax.top_k(-d2, neighbours)  # exactly `neighbours`, ties by bin order
   # Measured from the nearest bin, so that far out-of-gamut ab cannot underflow to 0 / 0.
-  gaussian = jnp.exp(-(d2 - nearest[..., :1]) / (2 * sigma ** 2))
-  weights = jnp.where(d2 <= nearest[..., -1:], gaussian, 0.0)
-  return weights / jnp.sum(weights, axis=-1, keepdims=True)
+  gaussian = jnp.exp((neg_d2 - neg_d2[..., :1]) / (2 * sigma ** 2))
+  weights = gaussian / jnp.sum(gaussian, axis=-1, keepdims=True)
+  flat_index, flat_weights = index.reshape(-1, neighbours), weights.reshape(-1, neighbours)
+  target = jax.vmap(lambda i, w: jnp.zeros(d2.shape[-1], w.dtype).at[i].set(w))(
+      flat_index, flat_weights)
+  return target.reshape(d2.shape)
 
 
 def empirical_prior(counts, bins, sigma: float = 5.0):

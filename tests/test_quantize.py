@@ -104,3 +104,17 @@ def test_user_bin_file(tmp_path):
     quantize.load_bins(str(tmp_path / 'bad.npy'))
   with pytest.raises(UsageError, match='not found'):
     quantize.load_bins(str(tmp_path / 'missing.npy'))
+
+
+def test_soft_encoding_takes_exactly_ten_bins_when_distances_tie():
+  """ab = (5, 5) lies between 4 grid bins (d^2 = 50); the next 8 bins all lie at d^2 = 250.
+  Exactly 10 carry weight, by hand: 4 x 1 and 6 x exp(-(250 - 50) / (2 * 25)), normalized."""
+  bins = quantize.gamut_bins()
+  target = np.asarray(quantize.soft_encode(jnp.asarray([[5.0, 5.0]]), bins))[0]
+  assert np.count_nonzero(target) == 10
+  far = np.exp(-(250 - 50) / 50)
+  total = 4 + 6 * far
+  near = np.linalg.norm(bins - 5.0, axis=1) < 8
+  np.testing.assert_allclose(target[near], 1 / total, rtol=1e-5)
+  np.testing.assert_allclose(np.sort(target[target > 0])[:6], far / total, rtol=1e-5)
+  assert abs(target.sum() - 1) < 1e-6

@@ -150,3 +150,23 @@ def test_load_encoder_rejects_a_classifier_of_other_input_channels():
   gray = _abstract(ResNetColorizer(), (1, 64, 64, 1))
   with pytest.raises(ValueError, match='stem_conv'):
     load_encoder(gray['params'], rgb['params'])
+
+
+def test_unet_drops_out_after_every_pool_and_every_decoder_concatenation():
+  """The portrait write-up's 8 Dropout(0.1) layers: 4 after the encoder's max-pools, 4 after
+  the decoder's skip concatenations (counted as the network runs)."""
+  import flax.linen as nn
+  model = UNet(2)
+  x = jnp.zeros((1, 32, 32, 1))
+  variables = model.init(jax.random.PRNGKey(0), x)
+  rates = []
+
+  def count(next_fun, args, kwargs, context):
+    if isinstance(context.module, nn.Dropout) and context.method_name == '__call__':
+      rates.append(context.module.rate)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(count):
+    model.apply(variables, x, train=True, mutable=['batch_stats'],
+                rngs={'dropout': jax.random.PRNGKey(1)})
+  assert rates == [0.1] * 8
