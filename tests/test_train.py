@@ -6,9 +6,10 @@ import logging
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from colorjax import color, losses, train
+from colorjax import color, configs, losses, train
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
 
@@ -188,3 +189,25 @@ def test_sgd_weight_decay_is_pytorchs_coupled_decay():
   updates, _ = tx.update(grads, tx.init(params), params)
   d = np.asarray([0.5 + 0.01 * 2.0, 0.25 - 0.01 * 1.0])
   np.testing.assert_allclose(params + updates, np.asarray(params) - 0.1 * 1.9 * d, rtol=1e-6)
+
+
+def test_zhang_optimizer_is_caffes_coupled_decay_with_a_rate_drop():
+  """Caffe adds weight_decay * params to the gradient before Adam; the rate drops x0.1 at the
+  drop step. Reference: optax.adam fed the decayed gradient by hand, at both rates."""
+  config = configs.load_config('zhang_softmax').optimizer
+  assert config.name == 'adam' and tuple(config.drops) == ((225_000, 0.1),)
+  drop = 3
+  tx = train.make_optimizer({**config, 'drops': ((drop, 0.1),)})
+  params = {'w': jnp.asarray([1.0, -2.0, 3.0])}
+  grads = [{'w': jnp.asarray([0.5, 0.1, -0.3]) * (i + 1)} for i in range(5)]
+  state = tx.init(params)
+  reference = {rate: optax.adam(rate, b1=0.9, b2=0.99) for rate in (3e-5, 3e-6)}
+  reference_states = {rate: r.init(params) for rate, r in reference.items()}
+  for step, g in enumerate(grads):
+    updates, state = tx.update(g, state, params)
+    decayed = jax.tree.map(lambda gi, p: gi + 1e-3 * p, g, params)
+    expected = {}
+    for rate, r in reference.items():
+      expected[rate], reference_states[rate] = r.update(decayed, reference_states[rate])
+    rate = 3e-5 if step < drop else 3e-6
+    np.testing.assert_allclose(updates['w'], expected[rate]['w'], rtol=1e-5)
