@@ -103,6 +103,33 @@ def test_zhang_net_full_width_has_the_papers_block_structure():
   assert head.shape == (1, 1, 256, 313)
 
 
+def _conv_geometry(jaxpr):
+  """(window strides, kernel dilation) of every convolution in a jaxpr, nested ones too."""
+  found = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == 'conv_general_dilated':
+      found.append((tuple(eqn.params['window_strides']), tuple(eqn.params['rhs_dilation'])))
+    for value in eqn.params.values():
+      inner = getattr(value, 'jaxpr', value)
+      if hasattr(inner, 'eqns'):
+        found += _conv_geometry(inner)
+  return found
+
+
+def test_zhang_net_dilates_blocks_5_and_6_and_strides_blocks_1_to_3():
+  """The paper's geometry, read from the traced network: 6 convs with dilation 2 (blocks 5
+  and 6, 3 each), 3 with stride 2 (the last of blocks 1-3); the rest plain. Setting a
+  dilation to 1 or dropping a stride fails here."""
+  from colorjax.models.zhang import ZhangNet
+  model = ZhangNet(313, width=1 / 16)
+  x = jnp.zeros((1, 64, 64, 1))
+  variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x))
+  geometry = _conv_geometry(jax.make_jaxpr(model.apply)(variables, x).jaxpr)
+  assert len(geometry) == 19 + 1 + 2 + 1  # blocks 1-7, the transposed conv, 2 convs, head
+  assert [g for g in geometry if g[1] == (2, 2)] == [((1, 1), (2, 2))] * 6
+  assert [i for i, g in enumerate(geometry) if g[0] == (2, 2)] == [1, 3, 6]
+
+
 def _gan_parameter_count_by_hand(height, width, noise_layers):
   """Dense noise -> plane, then 3x3 convs without bias, each + BatchNorm (scale, bias);
   input channels: Y, the previous layer's features, and the noise plane where fed."""
