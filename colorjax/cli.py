@@ -68,7 +68,7 @@ def _parse_args(argv):
 
 
 def _load(args, overrides):
-  """(config, what it is called in messages, default workdir)."""
+  """(config with the overrides applied, its default workdir runs/<name>[/<variant>])."""
   if args.experiment:
     name, parts = args.experiment, args.experiment.split(':')
     config = configs.load_config(args.experiment)

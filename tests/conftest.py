@@ -14,6 +14,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=4').strip()
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -29,3 +31,17 @@ os.environ['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0.5'
 def pytest_sessionfinish():
   if _CACHE_MADE_HERE:
     shutil.rmtree(os.environ.pop(_CACHE_VARIABLE), ignore_errors=True)
+
+
+@pytest.fixture(scope='session')
+def bins_313():
+  """313 bins as the release has: the sRGB gamut set (261) and the 52 step-10 grid cells
+  nearest to it outside (the released file itself is not on this machine)."""
+  import numpy as np
+  from colorjax import quantize
+  inside = quantize.gamut_bins()
+  grid = np.stack(np.meshgrid(np.arange(-110, 111, 10), np.arange(-110, 121, 10),
+                              indexing='ij'), -1).reshape(-1, 2).astype(np.float32)
+  outside = grid[[not np.any(np.all(inside == g, axis=1)) for g in grid]]
+  distance = np.min(np.linalg.norm(outside[:, None] - inside[None], axis=-1), axis=1)
+  return np.concatenate([inside, outside[np.argsort(distance, kind='stable')[:52]]])

@@ -17,7 +17,7 @@ import skimage.transform
 torch = pytest.importorskip('torch')
 nn = torch.nn
 
-from colorjax import images, inference, losses, program, quantize, train  # noqa: E402
+from colorjax import images, inference, losses, program, train  # noqa: E402
 from colorjax.programs import zhang  # noqa: E402
 from colorjax.released import AB_SCALE, import_weights  # noqa: E402
 
@@ -61,28 +61,17 @@ class ECCV16(nn.Module):
     return self.model_out(torch.softmax(x, dim=1)) * AB_SCALE
 
 
-def _bins_313():
-  """Realistic bins: the sRGB gamut set (261) and the 52 grid cells nearest to it outside,
-  313 as in the release."""
-  inside = quantize.gamut_bins()
-  grid = np.stack(np.meshgrid(np.arange(-110, 111, 10), np.arange(-110, 121, 10),
-                              indexing='ij'), -1).reshape(-1, 2).astype(np.float32)
-  outside = grid[[not np.any(np.all(inside == g, axis=1)) for g in grid]]
-  distance = np.min(np.linalg.norm(outside[:, None] - inside[None], axis=-1), axis=1)
-  return np.concatenate([inside, outside[np.argsort(distance, kind='stable')[:52]]])
-
-
 def _photos(size):
   return [images.resize_rgb(getattr(skimage.data, name)(), size)
           for name in ('astronaut', 'coffee')]
 
 
 @pytest.fixture(scope='module')
-def released(tmp_path_factory):
+def released(tmp_path_factory, bins_313):
   """A random eccv16 with BatchNorm statistics of real photos, saved as the release is."""
   torch.manual_seed(0)
   net = ECCV16()
-  bins = _bins_313()
+  bins = bins_313
   with torch.no_grad():
     net.model_out.weight.copy_(torch.from_numpy(bins.T[:, :, None, None] / AB_SCALE))
     net.model8[6].weight.mul_(30)  # a peaked softmax: colours, not the mean of the bins
@@ -113,11 +102,11 @@ def test_imported_network_gives_pytorchs_ab(released, size):
   assert np.abs(ours - expected).max() <= 0.05
 
 
-def test_imported_run_decodes_with_the_published_softmax_and_its_own_bins(released):
+def test_imported_run_decodes_with_the_published_softmax_and_its_own_bins(released, bins_313):
   _, _, workdir = released
   config, _, _ = inference.run_config(workdir, program.Options())
   assert config.temperature == 1.0
-  np.testing.assert_allclose(zhang._bins(config, workdir), _bins_313(), atol=1e-4)
+  np.testing.assert_allclose(zhang._bins(config, workdir), bins_313, atol=1e-4)
   annealed = inference.load(workdir, temperature=0.38).predict_ab(
       np.full((1, 32, 32), 60.0, np.float32))
   plain = inference.load(workdir).predict_ab(np.full((1, 32, 32), 60.0, np.float32))

@@ -48,6 +48,7 @@ def _prior(config, workdir, source, bins, mesh):
     counts += np.asarray(count(data.to_global(next(batches), mesh)['rgb']))
   prior = quantize.empirical_prior(counts, bins)
   if distributed.is_main():
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix('.tmp.npz')
     np.savez(temporary, prior=prior, provenance=np.asarray(provenance))
     os.replace(temporary, path)  # atomic: a kill never leaves half a prior
