@@ -174,7 +174,7 @@ def main(argv) -> int:
       f'photos [95% bootstrap interval, {args.bootstrap} resamples of the photos]. Baselines: '
       'gray (ab = 0 everywhere) and, where the training data is known, its mean ab on every '
       'pixel; both keep the true L.',
-      _table(results), report.METRICS_NOTE, '![evaluation](evaluation.png)'])
-  path.rename(out / 'evaluation.md')
-  print(f'evaluated {len(names)} photo(s): {out / "evaluation.md"}')
+      _table(results), report.METRICS_NOTE, '![evaluation](evaluation.png)'],
+      name='evaluation.md')  # never the run's own report.md, whatever --out is
+  print(f'evaluated {len(names)} photo(s): {path}')
   return 0

@@ -109,7 +109,7 @@ def save_curves(path, panels, ylabel, log_y=True, panel_inches=3.2):
   fig.savefig(path, dpi=100)
 
 
-def write_report(workdir, title, sections) -> pathlib.Path:
-  path = pathlib.Path(workdir) / 'report.md'
+def write_report(workdir, title, sections, name='report.md') -> pathlib.Path:
+  path = pathlib.Path(workdir) / name
   path.write_text(f'# {title}\n\n' + '\n\n'.join(sections) + '\n')
   return path

@@ -135,8 +135,11 @@ def test_evaluate_scores_what_colorize_writes_with_baselines(workdir, tmp_path):
     PIL.Image.fromarray(images.resize_rgb(getattr(skimage.data, name)(), size)).save(
         folder / f'{name}.png')
   assert colorize.main([f'--workdir={root}', str(folder), f'--out={tmp_path / "out"}']) == 0
+  (tmp_path / 'eval').mkdir()
+  (tmp_path / 'eval' / 'report.md').write_text('a run report evaluate must not touch')
   assert photo_eval.main([f'--workdir={root}', str(folder), f'--out={tmp_path / "eval"}',
                           '--bootstrap=200']) == 0
+  assert (tmp_path / 'eval' / 'report.md').read_text() == 'a run report evaluate must not touch'
   result = json.loads((tmp_path / 'eval' / 'evaluation.json').read_text())['metrics']
   assert set(result) == {'model', 'gray', 'mean ab'}  # samples: the training data is known
   files = sorted(folder.iterdir())
