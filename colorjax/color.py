@@ -1,9 +1,12 @@
-"""Colour spaces in pure jnp: sRGB <-> CIE Lab (D65, 2 degree observer), RGB <-> YUV (BT.601).
+"""Colour spaces in pure jnp: sRGB <-> CIE Lab (D65, 2 degree observer), RGB <-> YUV (BT.601
+and the YCbCr of Cao et al.'s release).
 
 Every function maps arrays of shape (..., 3) with float RGB in [0, 1] and works under jit
 and vmap, so the same code converts on device in training, evaluation and inference. The
 constants follow scikit-image, the reference the tests hold these functions to.
 """
+
+from typing import Callable, NamedTuple
 
 import flax.struct
 import jax
@@ -118,8 +121,38 @@ def yuv_to_rgb(yuv):
   return _matmul3(_float(yuv), _RGB_FROM_YUV)
 
 
-def yuv_from_uint8(rgb_uint8):
-  return rgb_to_yuv(rgb_uint8.astype(jnp.float32) / 255.0)
+# Cao et al.'s release (utils_new.cvtRGB2YUV): full-range YCbCr with JPEG's coefficients
+# rounded to 3 decimals, U = -0.169 R - 0.331 G + 0.5 B, then every channel x / 127.5 - 1 of
+# its 0..255 value: Y in [-1, 1], U and V in [-1, 1] (twice the colour difference).
+_YCBCR_FROM_RGB = np.array([[0.299, 0.587, 0.114],
+                            [-0.169, -0.331, 0.5],
+                            [0.5, -0.419, -0.081]])
+_RGB_FROM_YCBCR = np.linalg.inv(_YCBCR_FROM_RGB)
+
+
+def rgb_to_scaled_ycbcr(rgb):
+  """RGB in [0, 1] -> the release's YCbCr, each channel in [-1, 1]."""
+  return 2.0 * _matmul3(_float(rgb), _YCBCR_FROM_RGB) - jnp.asarray([1.0, 0.0, 0.0])
+
+
+def scaled_ycbcr_to_rgb(yuv):
+  """The exact inverse of rgb_to_scaled_ycbcr (no clipping)."""
+  yuv = _float(yuv)
+  return _matmul3((yuv + jnp.asarray([1.0, 0.0, 0.0], yuv.dtype)) / 2.0, _RGB_FROM_YCBCR)
+
+
+class YuvSpace(NamedTuple):
+  """A luma-chroma encoding a GAN works in: RGB in [0, 1] <-> (Y, U, V), and the largest
+  |U|, |V| of any RGB colour (the generator's tanh is scaled to it)."""
+  encode: Callable
+  decode: Callable
+  uv_max: tuple[float, float]
+
+
+YUV_SPACES = {
+    'bt601': YuvSpace(rgb_to_yuv, yuv_to_rgb, (U_MAX, V_MAX)),
+    'scaled_ycbcr': YuvSpace(rgb_to_scaled_ycbcr, scaled_ycbcr_to_rgb, (1.0, 1.0)),
+}
 
 
 @flax.struct.dataclass

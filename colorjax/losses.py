@@ -153,22 +153,25 @@ def yuv_gan(generator, discriminator, adversarial='bce', l1_weight=0.0, gp_weigh
 
   Both are (params, batch_stats, other_variables, batch, key) -> (loss, (metrics,
   batch_stats)), where other_variables are the other network's {'params', 'batch_stats'}.
-  The generator sees Y and uniform noise in [0, 1) (as the write-up); its loss adds
-  `l1_weight` x mean |UV - true UV|. The critic compares real YUV with the generator's
-  (held fixed) samples.
+  Images are in the generator layout's YUV space; the generator sees their Y and its own
+  noise (Generator.sample_noise); its loss adds `l1_weight` x mean |UV - true UV|. The critic
+  compares real YUV with the generator's (held fixed) samples.
   """
   if adversarial not in ADVERSARIAL:
     raise ValueError(f'adversarial loss {adversarial!r}: use one of {sorted(ADVERSARIAL)}')
   critic_objective, generator_objective = ADVERSARIAL[adversarial]
 
+  def to_yuv(rgb_uint8):
+    return generator.layout.space.encode(rgb_uint8.astype(jnp.float32) / 255.0)
+
   def sample(g_params, g_stats, yuv, key):
     noise_key, dropout_key = jax.random.split(key)
-    noise = jax.random.uniform(noise_key, (yuv.shape[0], generator.noise_dim))
+    noise = generator.sample_noise(noise_key, yuv.shape[0])
     return _apply_training(generator, g_params, g_stats, yuv[..., :1], noise, key=dropout_key)
 
   def critic_loss_fn(params, batch_stats, g_variables, batch, key):
     sample_key, penalty_key = jax.random.split(key)
-    real = color.yuv_from_uint8(batch['rgb'])
+    real = to_yuv(batch['rgb'])
     fake, _ = sample(g_variables['params'], g_variables['batch_stats'], real, sample_key)
     fake = jax.lax.stop_gradient(fake)
     # Real and fake in separate passes, so BatchNorm never mixes them in one batch (DCGAN).
@@ -183,7 +186,7 @@ def yuv_gan(generator, discriminator, adversarial='bce', l1_weight=0.0, gp_weigh
     return loss, (metrics, batch_stats)
 
   def generator_loss_fn(params, batch_stats, d_variables, batch, key):
-    real = color.yuv_from_uint8(batch['rgb'])
+    real = to_yuv(batch['rgb'])
     fake, batch_stats = sample(params, batch_stats, real, key)
     logits, _ = _apply_training(discriminator, d_variables['params'], d_variables['batch_stats'],
                                 fake, key=key)

@@ -163,3 +163,33 @@ def test_normalizations(name):
 
 def test_all_schemes_are_tested():
   assert set(HAND_COMPUTED) == set(color.NORMALIZATIONS)
+
+
+# The inverse Cao et al.'s release publishes (utils_new.cvtYUV2RGB): rows U, V of its
+# matrix, 0..255 units, as printed there. Ours is the exact inverse of their forward matrix.
+RELEASE_RGB_FROM_CBCR = np.array([[-0.00093, -0.3437, 1.77216],
+                                  [1.401687, -0.71417, 0.00099]])
+
+
+def test_scaled_ycbcr_decodes_as_the_release_publishes():
+  """The release's published inverse (its own rounding, an independent table) applied to
+  our encoding's 0..255 values gives back the RGB, to its 5-6 printed digits."""
+  rgb = _random_rgb(10_000)
+  scaled = np.asarray(color.rgb_to_scaled_ycbcr(jnp.asarray(rgb)), np.float64)
+  y, cbcr = (scaled[:, :1] + 1) * 127.5, scaled[:, 1:] * 127.5
+  rgb_255 = y + cbcr @ RELEASE_RGB_FROM_CBCR
+  assert _max_abs(rgb_255 / 255, rgb) <= 5e-5
+  assert _max_abs(color.scaled_ycbcr_to_rgb(scaled), rgb) <= 1e-5
+
+
+def test_scaled_ycbcr_is_jpeg_full_range_ycbcr():
+  """Against Pillow's JPEG YCbCr (full range, centred on 128, exact coefficients, 8-bit):
+  within its rounding, the 0.5 offset of centring on 127.5, and the release's 3-decimal
+  coefficients (< 0.1 of 255)."""
+  import PIL.Image
+  rgb_uint8 = _photos()[0]
+  pillow = np.asarray(PIL.Image.fromarray(rgb_uint8).convert('YCbCr'), np.float64)
+  scaled = np.asarray(color.rgb_to_scaled_ycbcr(rgb_uint8 / 255.0), np.float64)
+  ours = (scaled + [1, 1, 1]) * 127.5 + [0, 0.5, 0.5]  # 0..255, chroma centred on 128
+  assert _max_abs(ours, pillow) <= 1.1
+  assert _max_abs(scaled, np.clip(scaled, -1, 1)) == 0  # every channel within [-1, 1]

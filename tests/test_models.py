@@ -163,6 +163,24 @@ def test_gan_shapes_and_parameter_counts_at_64(noise_layers):
   assert out.shape == (2, 64, 64, 3)
 
 
+def test_authors_gan_has_the_released_parameter_counts():
+  """ccyyatnet/COLORGAN at 64x64: G 895,350 (dense 100 -> 64 x 64 noise plane with
+  BatchNorm; 7x7 then 5x5 convs of 128, 64, 64, 64, 32 with biases and BatchNorm; 5x5 conv
+  to UV), D 4,832,769 (5x5 stride-2 convs 64-128-256-512 with biases, BatchNorm from the
+  second, dense 8192 -> 64 -> 1). A 4x4 kernel, a BatchNorm on D's first layer or a missing
+  hidden dense layer changes them."""
+  from colorjax.models.yuv_gan import LAYOUTS
+  generator, discriminator = _gan_models()
+  layout = LAYOUTS['authors']
+  count = lambda v: sum(x.size for x in jax.tree.leaves(v['params']))
+  g_vars = jax.eval_shape(lambda: generator(1, layout=layout).init(
+      jax.random.PRNGKey(0), jnp.zeros((2, 64, 64, 1)), jnp.zeros((2, 100))))
+  d_vars = jax.eval_shape(lambda: discriminator(layout=layout).init(
+      jax.random.PRNGKey(0), jnp.zeros((2, 64, 64, 3))))
+  assert (count(g_vars), count(d_vars)) == (895_350, 4_832_769)
+  assert 'BatchNorm_0' in g_vars['params'] and 'Conv_0' in g_vars['params']
+
+
 def test_gan_shapes_at_other_multiples_of_16_and_a_clear_error_otherwise():
   generator, discriminator = _gan_models()
   y, noise = jnp.zeros((1, 48, 80, 1)), jnp.zeros((1, 100))

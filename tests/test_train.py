@@ -211,3 +211,18 @@ def test_zhang_optimizer_is_caffes_coupled_decay_with_a_rate_drop():
       expected[rate], reference_states[rate] = r.update(decayed, reference_states[rate])
     rate = 3e-5 if step < drop else 3e-6
     np.testing.assert_allclose(updates['w'], expected[rate]['w'], rtol=1e-5)
+
+
+def test_authors_gan_optimizer_is_tf1_rmsprop():
+  """TF1's RMSPropOptimizer(decay=0.9): ms starts at 1, ms = 0.9 ms + 0.1 g^2, update =
+  -lr g / sqrt(ms + 1e-10): two steps by hand (PyTorch's RMSprop, ms from 0, eps outside
+  the root, moves the first step by lr / sqrt(0.1) ~ 3x)."""
+  config = configs.load_config('yuv_gan:authors').generator_optimizer
+  tx = train.make_optimizer(config)
+  params = jnp.array([1.0, -2.0, 0.5])
+  grads = [jnp.array([0.5, 3.0, -1e-3]), jnp.array([-0.2, 1.0, 4.0])]
+  state, ms = tx.init(params), np.ones(3)
+  for g in grads:
+    update, state = tx.update(g, state, params)
+    ms = 0.9 * ms + 0.1 * np.asarray(g, np.float64) ** 2
+    np.testing.assert_allclose(update, -1e-4 * np.asarray(g) / np.sqrt(ms + 1e-10), rtol=1e-5)

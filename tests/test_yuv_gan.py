@@ -73,3 +73,30 @@ def test_a_batch_that_does_not_split_over_critic_updates_is_refused():
   with pytest.raises(ValueError, match='n_critic=3'):
     jax.eval_shape(gan.make_train_step(_config(n_critic=3)), gan.init_state(_config()),
                    _batch())
+
+
+def test_authors_variant_trains_in_scaled_ycbcr():
+  """yuv_gan:authors: one step changes every kernel of both released networks (a bias
+  before BatchNorm has no gradient, and RMSProp's first step of 1e-4 x g can round away on a
+  scale of 1), the
+  generator keeps the condition Y as the release's scaled YCbCr gives it (2 Y - 1, not BT.601
+  Y), and its UV stay within tanh's [-1, 1]."""
+  config = configs.load_config('yuv_gan:authors')
+  config.data.crop = 16
+  config.data.batch_size = 10  # 5 critic updates of 2 images each
+  initial = gan.init_state(config)
+  batch = {'rgb': np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), np.uint8)}
+  state, metrics = jax.jit(gan.make_train_step(config))(initial, batch)
+  kernels = lambda network: [layer['kernel'] for layer in network.params.values()
+                             if 'kernel' in layer]
+  for before, after in ((initial.generator, state.generator),
+                        (initial.discriminator, state.discriminator)):
+    assert len(kernels(before)) >= 6 and all(_leaves_changed(kernels(before), kernels(after)))
+  assert np.isfinite(float(metrics['g_loss']))
+  generator, _ = gan._networks(config)
+  rgb = batch['rgb'][:2] / 255.0
+  y = 2 * (rgb @ np.array([0.299, 0.587, 0.114]))[..., None] - 1
+  yuv = generator.apply(state.generator.variables, y, generator.sample_noise(
+      jax.random.PRNGKey(1), 2))
+  np.testing.assert_allclose(yuv[..., :1], y, atol=1e-6)
+  assert float(np.max(np.abs(yuv[..., 1:]))) <= 1.0

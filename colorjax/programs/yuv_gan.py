@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from colorjax import (color, data, distributed, evaluator, losses, program, report,
                       supervised, train)
 from colorjax.errors import UsageError
-from colorjax.models.yuv_gan import GENERATOR_FEATURES, Discriminator, Generator
+from colorjax.models.yuv_gan import LAYOUTS, Discriminator, Generator
 
 
 def check(config):
@@ -23,9 +23,13 @@ def check(config):
   if config.data.crop % 16:
     raise UsageError(f'--config.data.crop={config.data.crop} must be a multiple of 16 (the '
                      'discriminator halves the size four times)')
-  if not 1 <= config.noise_layers <= len(GENERATOR_FEATURES):
-    raise UsageError(f'--config.noise_layers={config.noise_layers} must be 1 to '
-                     f'{len(GENERATOR_FEATURES)} (the generator has that many hidden convs)')
+  if config.networks not in LAYOUTS:
+    raise UsageError(f'--config.networks={config.networks!r}: use one of '
+                     f"{', '.join(LAYOUTS)}")
+  hidden = len(LAYOUTS[config.networks].generator_features)
+  if not 1 <= config.noise_layers <= hidden:
+    raise UsageError(f'--config.noise_layers={config.noise_layers} must be 1 to {hidden} (the '
+                     'generator has that many hidden convs)')
   if config.n_critic < 1 or config.data.batch_size % config.n_critic:
     raise UsageError(f'--config.data.batch_size={config.data.batch_size} must be a multiple '
                      f'of --config.n_critic={config.n_critic}: each critic update takes its '
@@ -95,8 +99,9 @@ def gan_train_step(critic_loss_fn, generator_loss_fn, critic_tx, generator_tx,
 
 
 def _networks(config):
-  return (Generator(noise_layers=config.noise_layers),
-          Discriminator(batch_norm=config.discriminator_batch_norm))
+  layout = LAYOUTS[config.get('networks', 'writeup')]  # runs from before the field: writeup
+  return (Generator(noise_layers=config.noise_layers, layout=layout),
+          Discriminator(batch_norm=config.discriminator_batch_norm, layout=layout))
 
 
 def _optimizer(config, field):
@@ -157,11 +162,13 @@ def colorizer(config, workdir, options) -> program.Trained:
   program.single(options)
   generator, _ = _networks(config)
 
+  space = generator.layout.space
+
   def predict_ab(variables, l_nhw1, keys):
-    noise = jax.vmap(lambda key: jax.random.uniform(key, (generator.noise_dim,)))(keys)
+    noise = jax.vmap(lambda key: generator.sample_noise(key, 1)[0])(keys)
     gray = jnp.concatenate([l_nhw1, jnp.zeros((*l_nhw1.shape[:-1], 2), l_nhw1.dtype)], -1)
-    y = color.lab_to_rgb(gray)[..., :1]  # no colour: R = G = B = Y
-    rgb = jnp.clip(color.yuv_to_rgb(generator.apply(variables, y, noise)), 0.0, 1.0)
+    y = space.encode(color.lab_to_rgb(gray))[..., :1]  # no colour: R = G = B
+    rgb = jnp.clip(space.decode(generator.apply(variables, y, noise)), 0.0, 1.0)
     return color.rgb_to_lab(rgb)[..., 1:]
 
   return program.Trained(workdir, lambda: init_state(config), lambda s: s.generator.variables,
@@ -169,13 +176,18 @@ def colorizer(config, workdir, options) -> program.Trained:
                          frozenset({'samples'}), fixed_size=True)  # noise plane: Dense(h w)
 
 
+NETWORKS = {'writeup': "the write-up's networks (BT.601 YUV)",
+            'authors': "the authors' released networks (ccyyatnet/COLORGAN, scaled YCbCr)"}
+
+
 def _write_report(config, workdir, metrics, grid, eval_source):
   history = train.read_metrics(workdir)
   loss_name = {'bce': 'non-saturating BCE', 'wgan': f'WGAN, weights clipped to ±{config.clip}',
                'wgan_gp': f'WGAN-GP (λ = {config.gp_weight})'}[config.adversarial]
   sections = [
-      f'{loss_name}, {config.n_critic} critic update(s) per generator update, noise before '
-      f'the first {config.noise_layers} conv(s), L1 weight {config.l1_weight}; data '
+      f"{NETWORKS[config.get('networks', 'writeup')]}; {loss_name}, {config.n_critic} critic "
+      f'update(s) per generator update, noise before the first {config.noise_layers} conv(s), '
+      f'L1 weight {config.l1_weight}; data '
       f'`{config.data.source}` at {config.data.crop}x{config.data.crop}, '
       f"{history[-1]['step'] + 1} steps of batch {config.data.batch_size}; evaluated on "
       f'{eval_source.num_examples} held-out images (for `samples` these are the training '
