@@ -84,12 +84,16 @@ def classification(model, norm: color.LabNorm):
   return loss_fn
 
 
-def _model_at_quarter(model, params, batch_stats, batch, key):
-  """Lab of the batch, the model's output from L, and the true ab at the output's 1/4
-  resolution (every 4th pixel, as Zhang et al.'s released training code subsamples)."""
+def _model_at_quarter(model, params, batch_stats, batch, key, gray_threshold):
+  """The model's output from L, the true ab at the output's 1/4 resolution (every 4th
+  pixel, as Zhang et al.'s released training code subsamples) and each image's colour
+  weight, judged on that subsampled ab as the release's NonGrayMaskLayer judges it: an
+  image whose colour the loss never sees teaches nothing."""
   lab = color.lab_from_uint8(batch['rgb'])
   output, batch_stats = _apply_training(model, params, batch_stats, lab[..., :1], key=key)
-  return lab, output, lab[:, ::4, ::4, 1:], batch_stats
+  lab_quarter = lab[:, ::4, ::4]
+  return (output, lab_quarter[..., 1:], colour_weight(lab_quarter, gray_threshold)[:, None, None],
+          batch_stats)
 
 
 def rebalanced_soft_cross_entropy(model, bins, class_weights, gray_threshold=5.0,
@@ -100,11 +104,10 @@ def rebalanced_soft_cross_entropy(model, bins, class_weights, gray_threshold=5.0
   class_weights = jnp.asarray(class_weights, jnp.float32)
 
   def loss_fn(params, batch_stats, batch, key):
-    lab, logits, ab_quarter, batch_stats = _model_at_quarter(model, params, batch_stats,
-                                                             batch, key)
+    logits, ab_quarter, image_weight, batch_stats = _model_at_quarter(
+        model, params, batch_stats, batch, key, gray_threshold)
     target = quantize.soft_encode(ab_quarter, bins, neighbours, sigma)
-    pixel_weight = (class_weights[jnp.argmax(target, axis=-1)]
-                    * colour_weight(lab, gray_threshold)[:, None, None])
+    pixel_weight = class_weights[jnp.argmax(target, axis=-1)] * image_weight
     cross_entropy = -jnp.sum(target * jax.nn.log_softmax(logits, axis=-1), axis=-1)
     return jnp.mean(pixel_weight * cross_entropy), ({}, batch_stats)
 
@@ -116,11 +119,10 @@ def quarter_ab_regression(model, gray_threshold=5.0):
   images without colour weigh 0."""
 
   def loss_fn(params, batch_stats, batch, key):
-    lab, ab_pred, ab_quarter, batch_stats = _model_at_quarter(model, params, batch_stats,
-                                                              batch, key)
+    ab_pred, ab_quarter, image_weight, batch_stats = _model_at_quarter(
+        model, params, batch_stats, batch, key, gray_threshold)
     squared = jnp.sum((ab_pred - ab_quarter) ** 2, axis=-1)
-    return jnp.mean(colour_weight(lab, gray_threshold)[:, None, None] * squared), ({},
-                                                                                  batch_stats)
+    return jnp.mean(image_weight * squared), ({}, batch_stats)
 
   return loss_fn
 

@@ -25,9 +25,14 @@ def test_squared_distance_closed_form():
   np.testing.assert_allclose(evaluate.squared_distance(batch, truth), [0.0, 1.8], rtol=1e-5)
 
 
-def test_psnr_of_a_perfect_prediction_is_capped_not_infinite():
-  truth = np.random.default_rng(1).random((2, 4, 4, 3)).astype(np.float32)
-  np.testing.assert_allclose(evaluate.psnr(truth, truth), evaluate.PSNR_CAP_DB)
+def test_psnr_of_a_perfect_prediction_is_finite_and_the_best():
+  """A perfect image keeps a batch's mean PSNR finite and scores above every imperfect one,
+  while an image at 90 dB (every value off by 10^-4.5, closed form) is left as it is."""
+  truth = np.zeros((3, 4, 4, 3), np.float32)
+  pred = truth + np.asarray([0.0, 10 ** -4.5, 0.1], np.float32)[:, None, None, None]
+  scores = np.asarray(evaluate.psnr(pred, truth), np.float64)
+  assert np.isfinite(scores.mean()) and scores[0] > scores[1] > scores[2]
+  np.testing.assert_allclose(scores[1:], [90.0, 20.0], atol=1e-3)
 
 
 def test_colourfulness_closed_forms():

@@ -45,30 +45,42 @@ class _FixedLogits:
     return self.output, {'batch_stats': {}}
 
 
+def _gray_with_one_coloured_pixel(rng, row, col):
+  image = np.repeat(rng.integers(0, 256, (8, 8, 1), np.uint8), 3, axis=-1)
+  image[row, col] = (255, 0, 0)
+  return image
+
+
 def test_rebalanced_soft_cross_entropy_matches_numpy_reference():
+  """Three images: random colour; gray but for a red pixel at (1, 1), which the 1/4-
+  resolution targets never sample; gray but for a red pixel at (4, 4), which they do. Each
+  image's weight is read from the subsampled ab, as the loss sees it (scikit-image's Lab
+  here), so the second must weigh 0 and the third 1."""
   rng = np.random.default_rng(4)
   bins = np.asarray([[0, 0], [10, 0], [0, 10], [-10, 0], [0, -10]], np.float32)
   class_weights = np.asarray([0.5, 1.0, 1.5, 2.0, 2.5], np.float32)
-  rgb = rng.integers(0, 256, (2, 8, 8, 3), np.uint8)
-  rgb[1] = rgb[1, ..., :1]  # the second image is gray: weight 0
-  logits = rng.normal(0, 1, (2, 2, 2, 5)).astype(np.float32)
+  rgb = np.stack([rng.integers(0, 256, (8, 8, 3), np.uint8),
+                  _gray_with_one_coloured_pixel(rng, 1, 1),
+                  _gray_with_one_coloured_pixel(rng, 4, 4)])
+  logits = rng.normal(0, 1, (3, 2, 2, 5)).astype(np.float32)
   loss_fn = losses.rebalanced_soft_cross_entropy(_FixedLogits(jnp.asarray(logits)), bins,
                                                  class_weights, neighbours=2, sigma=5.0)
   ours = float(loss_fn(None, {}, {'rgb': rgb}, None)[0])
 
   import skimage.color
   ab = skimage.color.rgb2lab(rgb / 255.0)[:, ::4, ::4, 1:]
+  image_weight = (np.abs(ab).max(axis=(1, 2, 3)) > 5.0).astype(float)
+  np.testing.assert_array_equal(image_weight, [1, 0, 1])
   total = 0.0
-  for n, i, j in np.ndindex(2, 2, 2):
+  for n, i, j in np.ndindex(3, 2, 2):
     d2 = ((bins - ab[n, i, j]) ** 2).sum(-1)
     nearest = np.argsort(d2)[:2]
     target = np.zeros(5)
     target[nearest] = np.exp(-(d2[nearest] - d2.min()) / 50)
     target /= target.sum()
     log_p = logits[n, i, j] - np.log(np.exp(logits[n, i, j]).sum())
-    image_weight = 1.0 if n == 0 else 0.0
-    total += image_weight * class_weights[np.argmax(target)] * -(target * log_p).sum()
-  np.testing.assert_allclose(ours, total / 8, rtol=1e-4)
+    total += image_weight[n] * class_weights[np.argmax(target)] * -(target * log_p).sum()
+  np.testing.assert_allclose(ours, total / 12, rtol=1e-4)
 
 
 def test_adversarial_objectives_hand_computed():
