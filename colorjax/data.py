@@ -61,6 +61,7 @@ class Source:
   num_examples: int
   decode: Callable[[dict], dict]
   skipped: list = dataclasses.field(default_factory=list)  # unreadable files, for the report
+  about: str = ''  # which images these are, for reports (load_source fills it)
 
 
 def decode_encoded(record):
@@ -83,6 +84,10 @@ def check(config, devices: int = 1):
                        f'{devices} device(s)')
   if not 1 <= config.crop <= MAX_CROP:
     raise UsageError(f'--config.data.crop={config.crop} must be 1 to {MAX_CROP} pixels')
+  short_side = config.get('train_short_side', 0)
+  if short_side and not config.crop <= short_side <= MAX_CROP:
+    raise UsageError(f'--config.data.train_short_side={short_side} must be 0 (images as '
+                     f'stored) or {config.crop} (the crop) to {MAX_CROP} pixels')
   if config.gray not in ('weight', 'drop'):
     raise UsageError(f"--config.data.gray={config.gray!r}: use 'weight' or 'drop'")
 
@@ -296,12 +301,36 @@ def load_source(config, split: str) -> Source:
   spec = config.source
   kind, _, path = spec.partition(':')
   if spec == 'samples':
-    return _samples(split, config)
-  if kind == 'npz' and path:
-    return _npz(path, split, config)
-  if kind == 'folder' and path:
-    return _folder(path, split, config)
-  return _tfds(spec, split, config)
+    source = _samples(split, config)
+  elif kind == 'npz' and path:
+    source = _npz(path, split, config)
+  elif kind == 'folder' and path:
+    source = _folder(path, split, config)
+  else:
+    source = _tfds(spec, split, config)
+  return dataclasses.replace(source, about=_about(spec, split, config))
+
+
+def _about(spec, split, config) -> str:
+  """Which images a split holds, as a report states it: held out, or the training images."""
+  kind, _, path = spec.partition(':')
+  if spec == 'samples':
+    return ("the bundled photos, which are also the training photos (no held-out split: a "
+            'smoke test, not a score)')
+  if split == 'train':
+    return f'training images of `{spec}`'
+  if kind == 'folder':
+    return (f'held-out photos of `{path}` ({config.val_percent}% of the files, chosen by '
+            'file name, never trained on)')
+  if kind == 'npz':
+    return f'held-out photos of `{path}` (its test_images, never trained on)'
+  held_out = TFDS_SPLITS.get(spec.split('/')[0], ('train', 'test'))[1]
+  return f"held-out photos of tfds `{spec}` (its '{held_out}' split, never trained on)"
+
+
+def describe(evaluation_images: int, source: Source) -> str:
+  """'N <which images>', for the sentence of a report that says what was scored."""
+  return f'{evaluation_images} {source.about}'
 
 
 def _resize_short_side(image, size, always=False):
@@ -352,7 +381,9 @@ def train_batches(source: Source, config, start_step: int = 0, process_index=Non
 
   def augment(index, record):
     example = source.decode(record)
-    image = _resize_short_side(example['image'], crop)
+    image = (_resize_short_side(example['image'], config.train_short_side, always=True)
+             if config.get('train_short_side') else example['image'])
+    image = _resize_short_side(image, crop)
     crop_seed = tf.stack([tf.constant(seed, tf.int64), 2 * index])
     flip_seed = tf.stack([tf.constant(seed, tf.int64), 2 * index + 1])
     image = tf.image.stateless_random_crop(image, (crop, crop, 3), seed=crop_seed)

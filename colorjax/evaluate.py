@@ -6,6 +6,7 @@ Evaluation over a dataset streams (colorjax/evaluator.py): `batch_sums` reduces 
 the totals into metrics. Pure functions of arrays: nothing here reads data or devices.
 """
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -67,6 +68,15 @@ def batch_sums(ab_pred, ab_true, rgb_pred, rgb_true, mask, pixel_class=None, num
       'image_ab_var_pred': jnp.sum(mask * jnp.mean(jnp.var(ab_pred, axis=(1, 2)), axis=-1)),
       'image_ab_var_true': jnp.sum(mask * jnp.mean(jnp.var(ab_true, axis=(1, 2)), axis=-1)),
   }
+
+
+def image_sums(ab_pred, ab_true, rgb_pred, rgb_true, mask, pixel_class=None, num_classes=1):
+  """batch_sums of every image on its own: each entry gains a leading batch axis (B, ...).
+  Summed over it they are batch_sums; resampling the images resamples them (stats.py)."""
+  if pixel_class is None:
+    pixel_class = jnp.zeros(ab_true.shape[:3], jnp.int32)
+  one = lambda *image: batch_sums(*(x[None] for x in image), num_classes=num_classes)
+  return jax.vmap(one)(ab_pred, ab_true, rgb_pred, rgb_true, mask, pixel_class)
 
 
 def diversity(ab_samples):

@@ -7,50 +7,73 @@ resizes it, joins the image's own L, fits it to the gamut and rounds to 8 bits; 
 (colorjax/evaluate.py) compare that with the original photo.
 """
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from colorjax import color, data, distributed, evaluate, quantize, train
+from colorjax import color, data, distributed, evaluate, quantize, stats, train
 from colorjax.program import Predictor, sample_keys
 
 
+class Evaluation(NamedTuple):
+  """What an evaluation over a split gives a report."""
+  metrics: dict    # {name: summarize(totals over the images)}
+  per_image: dict  # {name: {key: (images, ...)}} the sums of every real image, for stats.py
+  grid: list       # panels of the first report_images images, one grid row each
+  source: object   # the eval data.Source
+
+  @property
+  def images(self) -> int:
+    """How many images were scored (at most eval_batches x eval_batch_size of the split)."""
+    first = next(iter(self.per_image.values()))
+    return len(next(iter(first.values())))
+
+
 def over_batches(evaluator, batches, num_batches, mesh, report_images,
-                 summarize=evaluate.summarize):
-  """Stream eval batches through `evaluator(global batch, batch index) -> ({name: sums},
-  panels (B, columns, H, W, 3))`: ({name: summarize(totals)}, the panels of the first
-  `report_images` real examples, one grid row each). The sums are evaluate.batch_sums, or any
-  sums that `summarize` understands."""
-  totals, rows = {}, []
+                 summarize=evaluate.summarize, source=None) -> Evaluation:
+  """Stream eval batches through `evaluator(global batch, batch index) -> ({name: sums of
+  each example, leading axis B}, panels (B, columns, H, W, 3))`. Padding examples (mask 0)
+  are dropped; the others' sums are kept and added up, and `summarize` turns the totals into
+  metrics. The sums are evaluate.image_sums, or any that `summarize` understands."""
+  per_image, rows = {}, []
   for index, batch in enumerate(tqdm(batches, total=num_batches, desc='evaluate', leave=False,
                                      disable=not distributed.is_main())):
     global_batch = data.to_global(batch, mesh)
     sums, panels = evaluator(global_batch, index)
-    for name, batch_sums in distributed.to_host(sums).items():
-      totals[name] = evaluate.add_sums(totals.get(name, {}), batch_sums)
+    sums, mask = distributed.to_host((sums, global_batch['mask']))
+    real = np.flatnonzero(mask)
+    for name, example_sums in sums.items():
+      kept = per_image.setdefault(name, {})
+      for key, value in example_sums.items():
+        kept.setdefault(key, []).append(np.asarray(value)[real])
     if len(rows) < report_images:  # the same in every process: the gather is collective
-      mask, panels = distributed.to_host((global_batch['mask'], panels))
-      rows += list(panels[np.flatnonzero(mask)[:report_images - len(rows)]])
-  return {name: summarize(total) for name, total in totals.items()}, rows
+      panels = distributed.to_host(panels)
+      rows += list(panels[real[:report_images - len(rows)]])
+  per_image = {name: {k: np.concatenate(v) for k, v in sums.items()}
+               for name, sums in per_image.items()}
+  metrics = {name: summarize({k: np.sum(v.astype(np.float64), axis=0) for k, v in sums.items()})
+             for name, sums in per_image.items()}
+  return Evaluation(metrics, per_image, rows, source)
 
 
-def evaluate_on_source(stage, evaluator, summarize=evaluate.summarize, source=None):
+def evaluate_on_source(stage, evaluator, summarize=evaluate.summarize,
+                       source=None) -> Evaluation:
   """`evaluator` (as over_batches takes it) over the eval split of `stage.data` (or the
   eval `source` loaded before training, where its mistakes belong), at most
-  `stage.eval_batches` batches: ({name: metrics}, grid rows, the eval source)."""
+  `stage.eval_batches` batches."""
   source = source or data.load_source(stage.data, 'eval')
   num_batches = min(stage.eval_batches, data.num_eval_batches(source.num_examples,
                                                               stage.data.eval_batch_size))
-  metrics, grid = over_batches(
-      evaluator, data.eval_batches(source, stage.data, num_batches), num_batches,
-      train.data_mesh(), stage.report_images, summarize)
-  return metrics, grid, source
+  return over_batches(evaluator, data.eval_batches(source, stage.data, num_batches),
+                      num_batches, train.data_mesh(), stage.report_images, summarize, source)
 
 
-def evaluate_colorizers(stage, predictors, source=None, **options):
+def evaluate_colorizers(stage, predictors, source=None, **options) -> Evaluation:
   """colorization_evaluator(predictors, **options) over the eval split of `stage.data` (or
-  `source`): ({name: metrics}, grid rows, the eval source)."""
+  `source`)."""
   return evaluate_on_source(stage, colorization_evaluator(predictors, **options),
                             source=source)
 
@@ -59,7 +82,7 @@ def colorization_evaluator(predictors: dict[str, tuple[Predictor, object]], *, s
                            seed=0):
   """A batch evaluator for over_batches that scores each named (predictor, variables) pair.
 
-  Returns jitted (batch, batch index) -> ({name: batch sums}, panels [gray input, each
+  Returns jitted (batch, batch index) -> ({name: evaluate.image_sums}, panels [gray input, each
   predictor's colorization (all `samples` of it), truth]). With samples > 1 (a network that
   samples), the metrics are those of the first sample and 'diversity' compares them all;
   sample s of eval image i draws its noise from (seed, i, s). The rebalanced AuC counts each
@@ -80,12 +103,19 @@ def colorization_evaluator(predictors: dict[str, tuple[Predictor, object]], *, s
       rgb = color.colorized_uint8(jnp.broadcast_to(lightness, (samples, *lightness.shape)),
                                   ab_small).astype(jnp.float32) / 255.0
       ab = color.rgb_to_lab(rgb)[..., 1:]
-      sums[name] = evaluate.batch_sums(ab[0], ab_true, rgb[0], rgb_true, batch['mask'],
+      sums[name] = evaluate.image_sums(ab[0], ab_true, rgb[0], rgb_true, batch['mask'],
                                        pixel_class, quantize.NUM_GRID_CELLS)
       if samples > 1:
-        sums[name]['diversity'] = jnp.sum(batch['mask'] * evaluate.diversity(ab))
+        sums[name]['diversity'] = batch['mask'] * evaluate.diversity(ab)
       columns += list(rgb)
     return sums, jnp.stack([*columns, rgb_true], axis=1)
 
   jitted = jax.jit(evaluate_batch)
   return lambda batch, batch_index: jitted(variables, batch, batch_index)
+
+
+def paired_differences(per_image: dict, pairs) -> dict:
+  """{(A, B): stats.paired_difference of colorizations A and B, scored on the same images},
+  for (A, B) in `pairs` (names of `per_image`, as Evaluation holds it)."""
+  return {(a, b): stats.paired_difference(per_image[a], per_image[b], evaluate.summarize)
+          for a, b in pairs}

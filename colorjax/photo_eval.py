@@ -21,12 +21,11 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from colorjax import color, colorize, configs, data, evaluate, images, inference, quantize
-from colorjax import report
+from colorjax import (color, colorize, configs, data, evaluate, images, inference, quantize,
+                      report, stats)
 from colorjax.errors import ArgumentParser, UsageError
 from colorjax.program import Options
 
-INTERVAL = (2.5, 97.5)  # percentiles of the bootstrap: a 95% interval
 GRID_ROWS = 6
 MEAN_AB_IMAGES = 500    # training images averaged for the mean-ab baseline
 
@@ -47,21 +46,9 @@ def constant_colour(truth_uint8, ab):
   return color.colorized_uint8(lightness, jnp.broadcast_to(ab, (1, 1, 2)).astype(jnp.float32))
 
 
-def bootstrap(per_image: list[dict], resamples: int, seed: int = 0) -> dict:
-  """{metric: {'value', 'low', 'high'}}: evaluate.summarize over all photos, and the 95%
-  interval of it over `resamples` resamplings of the photos with replacement."""
-  stacked = {k: np.stack([np.asarray(s[k], np.float64) for s in per_image])
-             for k in per_image[0]}
-  value = evaluate.summarize({k: v.sum(0) for k, v in stacked.items()})
-  count = len(per_image)
-  weights = np.random.default_rng(seed).multinomial(count, np.full(count, 1 / count),
-                                                    size=resamples)
-  draws = [evaluate.summarize({k: np.tensordot(w, v, axes=1) for k, v in stacked.items()})
-           for w in weights]
-  return {k: {'value': value[k],
-              'low': float(np.nanpercentile([d[k] for d in draws], INTERVAL[0])),
-              'high': float(np.nanpercentile([d[k] for d in draws], INTERVAL[1]))}
-          for k in value}
+def _stacked(per_image: list[dict]) -> dict:
+  return {k: np.stack([np.asarray(sums[k], np.float64) for sums in per_image])
+          for k in per_image[0]}
 
 
 def training_mean_ab(config, workdir: pathlib.Path):
@@ -164,9 +151,15 @@ def main(argv) -> int:
                             training_mean_ab(config, workdir))
   if not names:
     raise UsageError('no photo could be read: pass image files or folders, or --source')
-  results = {name: bootstrap(per_image, args.bootstrap) for name, per_image in sums.items()}
+  per_image = {name: _stacked(photo_sums) for name, photo_sums in sums.items()}
+  results = {name: stats.bootstrap(sums, evaluate.summarize, args.bootstrap)
+             for name, sums in per_image.items()}
+  differences = {('model', baseline): stats.paired_difference(
+      per_image['model'], per_image[baseline], evaluate.summarize, args.bootstrap)
+      for baseline in per_image if baseline != 'model'}
   (out / 'evaluation.json').write_text(json.dumps(
-      {'workdir': str(workdir), 'photos': names, 'metrics': results}, indent=2) + '\n')
+      {'workdir': str(workdir), 'photos': names, 'metrics': results,
+       'model_minus': {b: d for (_, b), d in differences.items()}}, indent=2) + '\n')
   report.save_image_grid(out / 'evaluation.png', rows, ['input (L)', 'colorized', 'original'])
   path = report.write_report(out, f'Evaluation of {workdir}', [
       f'{len(names)} photos at full resolution, colorized as `run.py colorize` writes them '
@@ -174,7 +167,9 @@ def main(argv) -> int:
       f'photos [95% bootstrap interval, {args.bootstrap} resamples of the photos]. Baselines: '
       'gray (ab = 0 everywhere) and, where the training data is known, its mean ab on every '
       'pixel; both keep the true L.',
-      _table(results), report.METRICS_NOTE, '![evaluation](evaluation.png)'],
+      _table(results), report.METRICS_NOTE, '## The model against the baselines',
+      *report.comparison(differences, f'the {len(names)} photos', resamples=args.bootstrap),
+      '![evaluation](evaluation.png)'],
       name='evaluation.md')  # never the run's own report.md, whatever --out is
   print(f'evaluated {len(names)} photo(s): {path}')
   return 0

@@ -7,6 +7,8 @@ import pathlib
 import numpy as np
 from matplotlib.figure import Figure
 
+from colorjax import stats
+
 
 def markdown_table(header, rows) -> str:
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
@@ -46,11 +48,59 @@ def metrics_table(metrics: dict, label=('network',)) -> str:
   return markdown_table([*label, *(header for header, _ in columns)], rows)
 
 
-def save_metrics(workdir, metrics: dict) -> pathlib.Path:
-  """metrics_eval.json: what other experiments (zhang_compare) and tools read."""
-  path = pathlib.Path(workdir) / 'metrics_eval.json'
+PER_IMAGE_FILE = 'per_image_eval.npz'
+
+
+def save_metrics(workdir, metrics: dict, per_image: dict | None = None) -> pathlib.Path:
+  """metrics_eval.json: what other experiments (zhang_compare) and tools read; with
+  `per_image` ({name: {key: (images, ...)}}), per_image_eval.npz beside it, for paired
+  comparisons across runs (stats.paired_difference)."""
+  workdir = pathlib.Path(workdir)
+  path = workdir / 'metrics_eval.json'
   path.write_text(json.dumps(metrics, indent=2) + '\n')
+  if per_image:
+    np.savez_compressed(workdir / PER_IMAGE_FILE, **{
+        f'{name}/{key}': np.asarray(value) for name, sums in per_image.items()
+        for key, value in sums.items()})
   return path
+
+
+def load_per_image(workdir) -> dict:
+  """What save_metrics wrote as per_image: {name: {key: array}}."""
+  per_image = {}
+  with np.load(pathlib.Path(workdir) / PER_IMAGE_FILE) as saved:
+    for entry in saved.files:
+      name, key = entry.rsplit('/', 1)
+      per_image.setdefault(name, {})[key] = saved[entry]
+  return per_image
+
+
+# The metrics a comparison reports, as (header, key, cell format of a difference).
+COMPARED_METRICS = (('PSNR (dB)', 'psnr', '{:+.2f}'), ('AuC', 'auc', '{:+.4f}'),
+                    ('AuC rebalanced', 'auc_rebalanced', '{:+.4f}'),
+                    ('ab-std ratio', 'ab_std_ratio', '{:+.3f}'))
+
+
+def interval_cell(interval: dict, fmt: str) -> str:
+  """'+0.12 [-0.05, +0.30]', with 'n.d.' when the interval includes 0."""
+  cell = (f"{fmt.format(interval['value'])} [{fmt.format(interval['low'])}, "
+          f"{fmt.format(interval['high'])}]")
+  return cell if stats.distinguishable(interval) else f'{cell} n.d.'
+
+
+def comparison(differences: dict, items: str, columns=COMPARED_METRICS,
+               resamples: int = stats.RESAMPLES) -> list[str]:
+  """Report sections for {(A, B): stats.paired_difference of A - B}: a table of the
+  differences with their intervals, how they were computed, and one verdict per pair."""
+  rows = [[f'{a} − {b}', *(interval_cell(d[key], fmt) for _, key, fmt in columns)]
+          for (a, b), d in differences.items()]
+  verdicts = [f'**{a} against {b}**: ' + '; '.join(
+      f"{header} {stats.verdict(d[key], f'higher for {a}', f'higher for {b}')}"
+      for header, key, _ in columns) + '.' for (a, b), d in differences.items()]
+  return [markdown_table(['difference', *(header for header, _, _ in columns)], rows),
+          f'Each difference A − B with its 95% paired bootstrap interval ({resamples} '
+          f'resamplings of {items}, the same draw for both sides); n.d.: not distinguishable, '
+          'the interval includes 0.', *verdicts]
 
 
 def mean_std(values, fmt='{:.4g}') -> str:

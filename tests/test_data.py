@@ -210,3 +210,24 @@ def test_prefetch_to_device_keeps_order():
   host = [{'rgb': np.full((4, 2, 2, 3), i, np.uint8)} for i in range(5)]
   out = [int(b['rgb'][0, 0, 0, 0]) for b in data.prefetch_to_device(iter(host), train.data_mesh())]
   assert out == list(range(5))
+
+
+def test_train_short_side_shows_the_scene_at_the_eval_scale(tmp_path):
+  """A 64x128 image of two halves (red | blue). Resized to short side 16 first (16x32), a
+  16x16 training crop shows one colour only at 2 of its 17 offsets; from the original, at 97
+  of 113 (a patch of one half, 4x closer than the eval centre crop sees it)."""
+  image = np.zeros((64, 128, 3), np.uint8)
+  image[:, :64] = (255, 0, 0)
+  image[:, 64:] = (0, 0, 255)
+  np.savez(tmp_path / 'halves.npz', train_images=image[None], test_images=image[None])
+
+  def one_colour_share(short_side):
+    config = _config(source=f'npz:{tmp_path / "halves.npz"}', crop=16, batch_size=64,
+                     train_short_side=short_side)
+    crops = next(data.train_batches(data.load_source(config, 'train'), config))['rgb']
+    red_share = np.mean(crops[..., 0] > 127, axis=(1, 2))
+    return np.mean((red_share == 0) | (red_share == 1))
+
+  assert one_colour_share(16) < 0.3 and one_colour_share(0) > 0.7
+  with pytest.raises(UsageError, match='train_short_side=8 must be 0'):
+    data.check(_config(crop=16, train_short_side=8), 1)

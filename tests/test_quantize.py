@@ -1,6 +1,5 @@
 """Quantized ab: bins, soft-encoding, prior, rebalancing, annealed mean."""
 
-
 import jax.numpy as jnp
 import numpy as np
 import pytest

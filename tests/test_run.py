@@ -46,7 +46,7 @@ def test_norm_ablation_writes_report_and_figures_and_is_not_retrained(tmp_path):
   report = (tmp_path / 'report.md').read_text()
   for scheme in ('none', 'unit', 'centered', 'pix2pix', 'shifted'):
     assert f'| `{scheme}` |' in report
-  assert 'lower distance in' in report
+  assert '| `unit` − `none` |' in report and 'paired bootstrap interval' in report
   for figure in ('reconstructions.png', 'loss_curves.png', 'config.json', 'metrics.jsonl'):
     assert (tmp_path / figure).stat().st_size > 0
   again = _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL)
@@ -178,7 +178,7 @@ def test_unet_portrait_smoke_compares_both_tasks(tmp_path):
   assert result.returncode == 0, result.stderr
   report = (tmp_path / 'report.md').read_text()
   assert '| gray -> RGB |' in report and '| L -> ab |' in report
-  assert 'beats gray -> RGB on' in report
+  assert '| l2ab − gray2rgb |' in report and 'also the training photos' in report
   for output in ('samples.png', 'loss_curves.png', 'gray2rgb/metrics.jsonl',
                  'l2ab/metrics.jsonl'):
     assert (tmp_path / output).stat().st_size > 0

@@ -41,14 +41,14 @@ def _classifier(config, workdir, eval_source):
   def evaluate_batch(variables, batch):
     l_in = SHIFTED.normalize_l(color.lab_from_uint8(batch['rgb'])[..., :1])
     correct = jnp.argmax(model.apply(variables, l_in), axis=-1) == batch['label']
-    counts = {'correct': jnp.sum(batch['mask'] * correct), 'images': jnp.sum(batch['mask'])}
+    counts = {'correct': batch['mask'] * correct, 'images': batch['mask']}  # per example
     return {'top-1': counts}, jnp.zeros((batch['rgb'].shape[0], 0))
 
   variables = supervised.variables(state)
-  metrics, _, _ = evaluator.evaluate_on_source(
+  evaluation = evaluator.evaluate_on_source(
       stage, lambda batch, _: evaluate_batch(variables, batch),
       summarize=lambda t: float(t['correct'] / t['images']), source=eval_source)
-  return state, metrics['top-1']
+  return state, evaluation.metrics['top-1']
 
 
 def _with_encoder_of(classifier_state):
@@ -75,12 +75,12 @@ def main(config, workdir):
         init=_with_encoder_of(classifier) if run == 'pretrained' else None,
         description=f'colorizer ({run})')
     predictors[run] = colorizer(config, workdir, program.Options(network=run)).predictor(state)
-  metrics, grid, eval_source = evaluator.evaluate_colorizers(stage, predictors, eval_source)
+  evaluation = evaluator.evaluate_colorizers(stage, predictors, eval_source)
   if not distributed.is_main():
     return
-  metrics['classifier_top1'] = accuracy
-  report.save_metrics(workdir, metrics)
-  print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')
+  report.save_metrics(workdir, {**evaluation.metrics, 'classifier_top1': accuracy},
+                      evaluation.per_image)
+  print(f'report: {_write_report(config, workdir, evaluation, accuracy)}')
 
 
 def colorizer(config, workdir, options) -> program.Trained:
@@ -98,21 +98,25 @@ def colorizer(config, workdir, options) -> program.Trained:
                          stride=ENCODER_STRIDE)
 
 
-def _write_report(config, workdir, metrics, grid, eval_source):
+def _write_report(config, workdir, evaluation, accuracy):
   stage = config.colorizer
   sections = [
       f"Stage 1, ResNet-18 classifier on L: validation top-1 accuracy "
-      f"**{100 * metrics['classifier_top1']:.1f}%** ({config.num_classes} classes, data "
+      f"**{100 * accuracy:.1f}%** ({config.num_classes} classes, data "
       f'`{config.classifier.data.source}`; the write-up reached 91.1%).',
       f'Stages 2 and 3, colorizer (ResNet-18 encoder + upsampling decoder, MSE on (ab + 128) '
       f'/ 255, {stage.optimizer.name} lr {stage.optimizer.learning_rate}, batch '
       f'{stage.data.batch_size}, {stage.data.crop}x{stage.data.crop}): with the classifier\'s '
-      f'encoder against from scratch, on {eval_source.num_examples} held-out images (for '
-      '`samples` these are the training photos: a smoke test only).',
-      report.metrics_table({run: metrics[run] for run in COLORIZERS}, label=('colorizer',)),
-      report.METRICS_NOTE]
-  if grid:
-    report.save_image_grid(workdir / 'samples.png', grid,
+      f'encoder against from scratch, on '
+      f'{data.describe(evaluation.images, evaluation.source)}.',
+      report.metrics_table({run: evaluation.metrics[run] for run in COLORIZERS},
+                           label=('colorizer',)),
+      report.METRICS_NOTE,
+      *report.comparison(evaluator.paired_differences(evaluation.per_image,
+                                                      [('pretrained', 'scratch')]),
+                         f'the {evaluation.images} evaluation images')]
+  if evaluation.grid:
+    report.save_image_grid(workdir / 'samples.png', evaluation.grid,
                            ['input (L)', 'pretrained encoder', 'from scratch', 'truth'])
     sections += ['## Samples', '![samples](samples.png)']
   panels = {}

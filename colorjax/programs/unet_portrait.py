@@ -54,11 +54,11 @@ def main(config, workdir):
                                    TASKS[task][1](model, SHIFTED), description=f'unet {task}')
     predictors[task] = colorizer(config, workdir, program.Options(network=task)).predictor(
         state)
-  metrics, grid, eval_source = evaluator.evaluate_colorizers(config, predictors, eval_source)
+  evaluation = evaluator.evaluate_colorizers(config, predictors, eval_source)
   if not distributed.is_main():
     return
-  report.save_metrics(workdir, metrics)
-  print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')
+  report.save_metrics(workdir, evaluation.metrics, evaluation.per_image)
+  print(f'report: {_write_report(config, workdir, evaluation)}')
 
 
 def colorizer(config, workdir, options) -> program.Trained:
@@ -77,20 +77,8 @@ def colorizer(config, workdir, options) -> program.Trained:
                          supervised.variables, predict_ab, (config.data.crop, config.data.crop))
 
 
-def _verdict(metrics):
-  if set(metrics) != set(TASKS):
-    return []
-  rgb, ab = metrics['gray2rgb'], metrics['l2ab']
-  wins = [name for name, better in (('PSNR', ab['psnr'] > rgb['psnr']),
-                                    ('ab-std ratio', ab['ab_std_ratio'] > rgb['ab_std_ratio']),
-                                    ('AuC', ab['auc'] > rgb['auc'])) if better]
-  agree = 'agree' if len(wins) >= 2 else 'do not agree'
-  return [f"L -> ab beats gray -> RGB on {len(wins)} of 3 (PSNR, ab-std ratio, AuC"
-          f"{': wins on ' + ', '.join(wins) if wins else ''}): these runs {agree} with the "
-          'write-up that predicting two channels with L given beats predicting three.']
-
-
-def _write_report(config, workdir, metrics, grid, eval_source):
+def _write_report(config, workdir, evaluation):
+  metrics = evaluation.metrics
   curves = []
   for task in config.tasks:
     history = train.read_metrics(workdir / task)
@@ -99,13 +87,22 @@ def _write_report(config, workdir, metrics, grid, eval_source):
       f'U-Net (16-32-64-128-256, dropout {config.dropout}), MAE, {config.optimizer.name} lr '
       f'{config.optimizer.learning_rate}, data `{config.data.source}` '
       f'({config.data.crop}x{config.data.crop} crops, batch {config.data.batch_size}, '
-      f'{len(curves[0][0])} steps); evaluated on {eval_source.num_examples} held-out images '
-      '(for `samples` these are the training photos: a smoke test only). Both tasks see L / '
-      '100; L -> ab predicts (ab + 128) / 255. Both are scored as colorize writes them: with '
-      'the true L, so gray -> RGB is judged on its chroma (the ab of its RGB).',
-      report.metrics_table({TASKS[t][3]: m for t, m in metrics.items()}, label=('task',)), report.METRICS_NOTE, *_verdict(metrics)]
-  if grid:
-    report.save_image_grid(workdir / 'samples.png', grid,
+      f'{len(curves[0][0])} steps); evaluated on '
+      f'{data.describe(evaluation.images, evaluation.source)}. Both tasks see L / 100; L -> '
+      'ab predicts (ab + 128) / 255. Both are scored as colorize writes them: with the true '
+      'L, so gray -> RGB is judged on its chroma (the ab of its RGB).',
+      report.metrics_table({TASKS[t][3]: m for t, m in metrics.items()}, label=('task',)),
+      report.METRICS_NOTE]
+  if set(metrics) == set(TASKS):
+    differences = evaluator.paired_differences(evaluation.per_image, [('l2ab', 'gray2rgb')])
+    sections += [
+        '## L -> ab against gray -> RGB',
+        "The write-up found that predicting two channels with L given beats predicting "
+        'three; these runs support it where a difference below is distinguishable and '
+        'favours l2ab.',
+        *report.comparison(differences, f'the {evaluation.images} evaluation images')]
+  if evaluation.grid:
+    report.save_image_grid(workdir / 'samples.png', evaluation.grid,
                            ['input (L)', *(TASKS[t][3] for t in metrics), 'truth'])
     sections += ['## Samples', '![samples](samples.png)']
   report.save_curves(workdir / 'loss_curves.png', {'training MAE': curves}, ylabel='MAE')

@@ -9,8 +9,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from colorjax import (color, data, distributed, evaluator, losses, program, report,
-                      supervised, train)
+from colorjax import (color, data, distributed, evaluate, evaluator, losses, program, report,
+                      stats, supervised, train)
 from colorjax.errors import UsageError
 from colorjax.models.yuv_gan import LAYOUTS, Discriminator, Generator
 
@@ -147,13 +147,13 @@ def main(config, workdir):
                     checkpoint_every=config.checkpoint_every, log_every=config.log_every,
                     max_to_keep=config.max_to_keep, description=f'yuv gan {config.adversarial}')
 
-  metrics, grid, eval_source = evaluator.evaluate_colorizers(
+  evaluation = evaluator.evaluate_colorizers(
       config, {'generator': colorizer(config, workdir, program.Options()).predictor(state)},
       eval_source, samples=config.samples, seed=config.seed + 1)
   if not distributed.is_main():
     return
-  report.save_metrics(workdir, metrics)
-  print(f'report: {_write_report(config, workdir, metrics, grid, eval_source)}')
+  report.save_metrics(workdir, evaluation.metrics, evaluation.per_image)
+  print(f'report: {_write_report(config, workdir, evaluation)}')
 
 
 def colorizer(config, workdir, options) -> program.Trained:
@@ -180,25 +180,42 @@ NETWORKS = {'writeup': "the write-up's networks (BT.601 YUV)",
             'authors': "the authors' released networks (ccyyatnet/COLORGAN, scaled YCbCr)"}
 
 
-def _write_report(config, workdir, metrics, grid, eval_source):
+JND = 2.3  # ab distance of a just noticeable colour difference (Sharma 2003, Delta E 1976)
+
+
+def _diversity_section(evaluation, samples):
+  """The diversity with its bootstrap interval over images, and whether it is noticeable:
+  a distance is never negative, so the question is not 'above 0' but 'above one JND'."""
+  interval = stats.bootstrap(evaluation.per_image['generator'], evaluate.summarize)['diversity']
+  cell = report.interval_cell({k: v - JND for k, v in interval.items()}, '{:+.2f}')
+  noticeable = ('noticeable' if interval['low'] > JND else 'not noticeable'
+                if interval['high'] < JND else 'not distinguishable from one JND')
+  return [f"Diversity {interval['value']:.2f} [{interval['low']:.2f}, {interval['high']:.2f}] "
+          f'(95% bootstrap interval over the {evaluation.images} images, {samples} samples '
+          f'each); minus one just noticeable difference ({JND} in ab): {cell}. The samples of '
+          f'one input differ in a way that is {noticeable}.']
+
+
+def _write_report(config, workdir, evaluation):
   history = train.read_metrics(workdir)
   loss_name = {'bce': 'non-saturating BCE', 'wgan': f'WGAN, weights clipped to ±{config.clip}',
                'wgan_gp': f'WGAN-GP (λ = {config.gp_weight})'}[config.adversarial]
   sections = [
       f"{NETWORKS[config.get('networks', 'writeup')]}; {loss_name}, {config.n_critic} critic "
       f'update(s) per generator update, noise before the first {config.noise_layers} conv(s), '
-      f'L1 weight {config.l1_weight}; data '
-      f'`{config.data.source}` at {config.data.crop}x{config.data.crop}, '
-      f"{history[-1]['step'] + 1} steps of batch {config.data.batch_size}; evaluated on "
-      f'{eval_source.num_examples} held-out images (for `samples` these are the training '
-      f'photos: a smoke test only), each with {config.samples} noise samples.',
-      report.metrics_table(metrics),
+      f'L1 weight {config.l1_weight}; data `{config.data.source}` at '
+      f"{config.data.crop}x{config.data.crop}, {history[-1]['step'] + 1} steps of batch "
+      f'{config.data.batch_size}; evaluated on '
+      f'{data.describe(evaluation.images, evaluation.source)}, each with {config.samples} '
+      'noise samples.',
+      report.metrics_table(evaluation.metrics),
       'Diversity: mean ab distance (Lab units) between two samples of the same input, over '
       'all pairs of samples and pixels; 0 means the noise is ignored. The other metrics are '
       'those of the first sample against the truth. ' + report.METRICS_NOTE,
+      *_diversity_section(evaluation, config.samples),
   ]
-  if grid:
-    report.save_image_grid(workdir / 'samples.png', grid,
+  if evaluation.grid:
+    report.save_image_grid(workdir / 'samples.png', evaluation.grid,
                            ['input (Y)'] + [f'sample {i + 1}' for i in range(config.samples)]
                            + ['truth'])
     sections += ['## Samples', 'Each row is one input; the columns are samples with '

@@ -109,18 +109,24 @@ def main(config, workdir):
   state = supervised.fit_network(config, workdir, model, loss_fn, source=train_source,
                                  description=f'zhang {config.head}')
 
-  temperatures = config.temperatures if config.head == 'softmax' else (None,)
+  temperatures = (dict.fromkeys([*config.temperatures, config.temperature])  # the default too
+                  if config.head == 'softmax' else (None,))
   predictors = {}
   for temperature in temperatures:
-    name = 'regression' if temperature is None else f'T={temperature:g}'
-    predictors[name] = colorizer(config, workdir,
+    predictors[_decoding_name(temperature)] = colorizer(config, workdir,
                                  program.Options(temperature=temperature)).predictor(state)
-  metrics, grid, eval_source = evaluator.evaluate_colorizers(config, predictors, eval_source)
+  evaluation = evaluator.evaluate_colorizers(config, predictors, eval_source)
   if not distributed.is_main():
     return
-  report.save_metrics(workdir, metrics)
-  path = _write_report(config, workdir, metrics, grid, train_source, eval_source)
+  default = _decoding_name(config.temperature if config.head == 'softmax' else None)
+  report.save_metrics(workdir, evaluation.metrics,
+                      {default: evaluation.per_image[default]})  # what zhang_compare pairs
+  path = _write_report(config, workdir, evaluation, train_source)
   print(f'report: {path}')
+
+
+def _decoding_name(temperature):
+  return 'regression' if temperature is None else f'T={temperature:g}'
 
 
 def colorizer(config, workdir, options) -> program.Trained:
@@ -142,22 +148,24 @@ def colorizer(config, workdir, options) -> program.Trained:
       short_side=SHORT_SIDE)
 
 
-def _write_report(config, workdir, metrics, grid, train_source, eval_source):
+def _write_report(config, workdir, evaluation, train_source):
   history = train.read_metrics(workdir)
+  metrics, eval_source = evaluation.metrics, evaluation.source
   sections = [
       f'{config.head} head, width {config.width}, data `{config.data.source}` '
       f'({config.data.crop}x{config.data.crop} crops, batch {config.data.batch_size}), '
       f"{history[-1]['step'] + 1} steps of {config.optimizer.name} lr "
-      f'{config.optimizer.learning_rate}; evaluated on {eval_source.num_examples} held-out '
-      'images (for `samples` these are the training photos: a smoke test only).',
+      f'{config.optimizer.learning_rate}; evaluated on '
+      f'{data.describe(evaluation.images, eval_source)}.',
       report.metrics_table(metrics, label=('decoding',)),
       report.METRICS_NOTE,
   ]
   if train_source.skipped or eval_source.skipped:
     sections.append(f'Skipped unreadable files: {len(train_source.skipped)} (train), '
                     f'{len(eval_source.skipped)} (eval).')
-  if grid:
-    report.save_image_grid(workdir / 'samples.png', grid, ['input (L)', *metrics, 'truth'])
+  if evaluation.grid:
+    report.save_image_grid(workdir / 'samples.png', evaluation.grid,
+                           ['input (L)', *metrics, 'truth'])
     sections += ['## Samples', '![samples](samples.png)']
   report.save_curves(workdir / 'loss_curve.png',
                      {'training loss': [([m['step'] for m in history],
