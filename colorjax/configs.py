@@ -21,6 +21,8 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict(dict(
       source='samples',    # samples | NAME (tfds) | folder:PATH | npz:PATH (colorjax/data.py)
       crop=64,             # square crops, train (random) and eval (centre)
+      train_short_side=0,  # >0: training images resized to this short side before the crop
+                           # (eval always resizes the short side to the crop); 0: as stored
       batch_size=16,       # global; each process reads batch_size / process_count
       eval_batch_size=16,
       shuffle_buffer=2048,
@@ -57,6 +59,24 @@ def smoke(config, *, crop, num_steps, **changes):
     config.epochs = 0
   config.update(dict(num_steps=num_steps, checkpoint_every=num_steps, eval_batches=1,
                      report_images=4) | changes)
+  return config
+
+
+BSDS300 = 'folder:../shared/data/bsds300'  # the real photos beside the checkout
+
+
+def photos(config, *, crop, num_steps, batch_size=16, **changes):
+  """Shrink a stage to a CPU-sized run on real photos: the 300 BSDS500 photos beside the
+  checkout (another folder: --config.data.source=folder:PATH), 10% held out by file name
+  (37 of the 300).
+  Training images are resized to the crop's short side first, so the random crops show the
+  scene at the scale the held-out centre crops do; every held-out photo is evaluated."""
+  config.data.update(source=BSDS300, crop=crop, train_short_side=crop, batch_size=batch_size,
+                     eval_batch_size=batch_size, shuffle_buffer=512)
+  if 'epochs' in config:
+    config.epochs = 0
+  config.update(dict(num_steps=num_steps, checkpoint_every=max(num_steps // 4, 1),
+                     eval_batches=1000, report_images=6) | changes)
   return config
 
 

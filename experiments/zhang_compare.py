@@ -2,7 +2,7 @@
 
 import ml_collections
 
-VARIANTS = ('smoke',)
+VARIANTS = ('smoke', 'bsds300')
 
 
 def get_config(variant=None):

@@ -7,9 +7,10 @@ import subprocess
 import sys
 import tomllib
 
+import PIL.Image
 import pytest
 
-from colorjax import cli, configs
+from colorjax import cli, configs, images
 from colorjax.errors import UsageError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -78,3 +79,22 @@ def test_the_colorjax_command_is_run_py():
   listed = [subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120)
             for argv in ([command, '--list'], [sys.executable, 'run.py', '--list'])]
   assert listed[0].returncode == 0 and listed[0].stdout == listed[1].stdout
+
+
+def test_the_real_photo_variants_need_their_folder_and_report_held_out_photos(
+    tmp_path, monkeypatch):
+  """bsds300 reads ../shared/data/bsds300 from where run.py is started: elsewhere it is one
+  line naming the folder; on a folder of photos the report names them as held out."""
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(UsageError, match="folder '../shared/data/bsds300' not found"):
+    cli.main(['--experiment=zhang_regression:bsds300', f'--workdir={tmp_path / "none"}'])
+  photos = tmp_path / 'photos'
+  photos.mkdir()
+  for i, name in enumerate(images.SAMPLE_PHOTOS * 2):
+    PIL.Image.fromarray(images.sample_photo(name)[:120, :160]).save(photos / f'{i}.jpg')
+  cli.main(['--experiment=zhang_regression:bsds300', f'--workdir={tmp_path / "run"}',
+            f'--config.data.source=folder:{photos}', '--config.data.val_percent=30',
+            '--config.data.crop=32', '--config.data.batch_size=4',
+            '--config.data.eval_batch_size=4', '--config.num_steps=2', '--config.log_every=1'])
+  report = (tmp_path / 'run' / 'report.md').read_text()
+  assert f'held-out photos of `{photos}`' in report
