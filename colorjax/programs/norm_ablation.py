@@ -161,8 +161,9 @@ def _against_none(results, by_scheme, seeds):
   others = [a for a, _ in differences if a not in better]
   return [*report.comparison(differences, f'the {len(seeds)} seeds', columns),
           "The write-up's finding, normalized training reconstructs better than `none`, holds "
-          f"here (lower distance and higher PSNR, both distinguishable) for "
-          f"{', '.join(better) or 'no scheme'}; not for {', '.join(others) or 'none left'}. "
+          'here (lower distance and higher PSNR, both distinguishable) for '
+          f"{', '.join(better) or 'no scheme'}"
+          f"{'; not for ' + ', '.join(others) if others else ''}. "
           f'With {len(seeds)} seeds the intervals are coarse: a difference is distinguishable '
           'only when nearly every seed agrees.']
 
