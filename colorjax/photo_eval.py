@@ -7,7 +7,8 @@ Each photo is colorized exactly as `run.py colorize` writes it (colorjax.inferen
 compared with itself: the experiments' metrics (evaluate.batch_sums and summarize: PSNR, AuC
 raw and rebalanced, colourfulness, ab-std ratio, per-image ab variance), each with a 95%
 bootstrap interval over the photos. Two baselines are scored the same way: gray (ab = 0)
-and, where the run's training data is known, its mean ab on every pixel. Writes
+and, where the run's training data is known, its mean ab on every pixel, and the model's
+paired difference from each (stats.paired_difference over the same photos). Writes
 evaluation.json, evaluation.md and evaluation.png (input, output, original).
 """
 
