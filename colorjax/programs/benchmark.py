@@ -2,13 +2,13 @@
 first call compiles and is not timed) and the input pipeline alone, and writes report.md.
 Experiment: benchmark."""
 
+import io
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-import tensorflow as tf
+import PIL.Image
 
 from colorjax import color, configs, data, images, losses, quantize, report, train
 from colorjax.errors import UsageError
@@ -105,10 +105,13 @@ def _pipeline_source(crops, record_format):
   config = configs.data_config()
   if record_format == 'array':
     return data.in_memory_source(crops, [0] * len(crops), config)
-  encode = {'png': tf.io.encode_png, 'jpeg': tf.io.encode_jpeg}[record_format]
-  records = tf.data.Dataset.from_tensor_slices(
-      {'image': [encode(c).numpy() for c in crops], 'label': np.zeros(len(crops), np.int64)})
-  return data.Source(records, len(crops), data.decode_encoded)
+  return data.encoded_source([_encode(c, record_format) for c in crops], [0] * len(crops))
+
+
+def _encode(rgb, record_format):
+  buffer = io.BytesIO()
+  PIL.Image.fromarray(rgb).save(buffer, format=record_format)
+  return buffer.getvalue()
 
 
 def pipeline_images_per_second(source, crop, batch_size, batches):
