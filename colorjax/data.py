@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
+import PIL.Image
 import skimage.util
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
@@ -56,9 +57,11 @@ TFDS_SPLITS = {
 class Source:
   """One split of a source, read one example at a time by index.
 
-  `read(index, short_side)` -> {'image': uint8 HxWx3, 'label': int}; a short_side > 0 says
-  the image is about to be resized to that short side, so a JPEG may be decoded at a reduced
-  scale (Pillow's draft mode) no smaller than that. source[i] reads example i as stored.
+  `read(index, short_side)` -> {'image': 8-bit RGB Pillow image, 'label': int} (crops and
+  resizes happen before the pixels become an array: each conversion is a copy); a short_side
+  > 0 says the image is about to be resized to that short side, so a JPEG may be decoded at a
+  reduced scale no smaller than that (images.open_rgb). source[i] -> {'image': uint8 HxWx3,
+  'label': int}, example i as stored.
   """
   num_examples: int
   read: Callable[[int, int], dict]
@@ -71,13 +74,14 @@ class Source:
   def __getitem__(self, index):
     if not 0 <= index < self.num_examples:
       raise IndexError(f'example {index} of a source of {self.num_examples}')
-    return self.read(index, 0)
+    example = self.read(index, 0)
+    return {'image': np.asarray(example['image']), 'label': example['label']}
 
 
 def encoded_source(encoded, labels) -> Source:
   """Encoded image bytes (JPEG, PNG, ... as tfds stores them) held in memory."""
   return Source(len(encoded), lambda i, short_side: {
-      'image': images.read_rgb(io.BytesIO(encoded[i]), short_side), 'label': int(labels[i])})
+      'image': images.open_rgb(io.BytesIO(encoded[i]), short_side), 'label': int(labels[i])})
 
 
 MAX_CROP = 2048  # a larger crop would resize every image up to it: a typo, not a wish
@@ -130,7 +134,7 @@ def in_memory_source(rgb_list, labels, config, what='the data') -> Source:
 
   def read(index, _):
     h, w = sizes[index]
-    return {'image': padded[index, :h, :w], 'label': int(labels[index])}
+    return {'image': PIL.Image.fromarray(padded[index, :h, :w]), 'label': int(labels[index])}
 
   return Source(len(rgb_list), read)
 
@@ -223,7 +227,7 @@ def _folder(path, split, config) -> Source:
     tqdm.write(f'{root}: skipped {len(skipped)} unreadable file(s) of {len(files)} in the '
                f"{split} split: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
   return Source(len(kept), lambda i, short_side: {
-      'image': images.read_rgb(kept[i], short_side), 'label': -1}, skipped)
+      'image': images.open_rgb(kept[i], short_side), 'label': -1}, skipped)
 
 
 @contextlib.contextmanager
@@ -293,7 +297,7 @@ def _tfds(name, split, config) -> Source:
 
   def read(index, short_side):
     record = records[index]
-    return {'image': images.read_rgb(io.BytesIO(record['image']), short_side),
+    return {'image': images.open_rgb(io.BytesIO(record['image']), short_side),
             'label': int(record['label']) if has_label else -1}
 
   return Source(len(records), read)
@@ -338,13 +342,14 @@ def describe(evaluation_images: int, source: Source) -> str:
 
 
 def _resize_short_side(image, size, always=False):
-  """Resize so the short side is `size` (when smaller, or always), keeping the aspect ratio."""
-  h, w = image.shape[:2]
+  """Resize so the short side is `size` (when smaller, or always), keeping the aspect ratio;
+  Lanczos, as images.resize_rgb."""
+  w, h = image.size
   if not always and min(h, w) >= size:
     return image
   scale = size / min(h, w)
-  return images.resize_rgb(image, (max(size, math.ceil(h * scale)),
-                                   max(size, math.ceil(w * scale))))
+  return image.resize((max(size, math.ceil(w * scale)), max(size, math.ceil(h * scale))),
+                      PIL.Image.LANCZOS, reducing_gap=3.0)
 
 
 def _process(process_index, process_count):
@@ -375,42 +380,52 @@ def _record(seed, index, num_examples):
 
 
 def _random_crop(image, crop, seed, index):
-  """A crop x crop window at an offset, flipped left-right or not, drawn from (seed, index)."""
-  rng = np.random.default_rng([seed, 1, index])
-  h, w = image.shape[:2]
-  y, x = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
-  window = image[y:y + crop, x:x + crop]
-  return window[:, ::-1] if rng.integers(2) else window
+  """A crop x crop window at an offset, flipped left-right or not, drawn from (seed, index):
+  Philox keyed by the seed at counter `index`, so any example's draws cost the same (and a
+  third of seeding a generator per example)."""
+  draws = np.random.Generator(np.random.Philox(key=[seed, 1], counter=index)).random(3)
+  w, h = image.size
+  y, x = int(draws[0] * (h - crop + 1)), int(draws[1] * (w - crop + 1))
+  window = image.crop((x, y, x + crop, y + crop))
+  return np.asarray(window.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT) if draws[2] < 0.5
+                    else window)
 
 
 def _centre_crop(image, crop):
   image = _resize_short_side(image, crop, always=True)
-  y, x = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
-  return image[y:y + crop, x:x + crop]
+  y, x = (image.size[1] - crop) // 2, (image.size[0] - crop) // 2
+  return np.asarray(image.crop((x, y, x + crop, y + crop)))
 
 
-WORKERS = os.cpu_count() or 1  # decode threads: Pillow decodes and resizes outside the GIL
-AHEAD = 2  # batches decoded ahead of the one the caller waits for
+WORKERS = os.cpu_count() or 1  # batches decoded at once: Pillow decodes outside the GIL
+AHEAD = 1  # batches done ahead of the one the caller waits for, beyond one per worker
+
+
+@functools.cache
+def _pool():
+  """One decode pool for every pipeline of the process; its threads end with the process."""
+  return concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix='colorjax-data')
 
 
 def _batches(make_example, index_batches, keys):
   """Stacked batches of make_example(i) over each list of `index_batches` (an iterable,
-  possibly infinite), AHEAD batches in flight on WORKERS threads."""
-  pool = concurrent.futures.ThreadPoolExecutor(WORKERS)
+  possibly infinite). A thread makes a whole batch: one task per example cost as much CPU
+  as a JPEG decode in hand-offs."""
   pending = collections.deque()
   try:
     for indices in index_batches:
-      pending.append([pool.submit(make_example, i) for i in indices])
-      if len(pending) > AHEAD:
-        yield _stack(pending.popleft(), keys)
+      pending.append(_pool().submit(_batch, make_example, indices, keys))
+      if len(pending) > WORKERS + AHEAD:
+        yield pending.popleft().result()
     while pending:
-      yield _stack(pending.popleft(), keys)
+      yield pending.popleft().result()
   finally:
-    pool.shutdown(wait=False, cancel_futures=True)
+    for future in pending:  # an abandoned iterator stops its queued batches
+      future.cancel()
 
 
-def _stack(futures, keys):
-  examples = [f.result() for f in futures]
+def _batch(make_example, indices, keys):
+  examples = [make_example(i) for i in indices]
   return {key: np.stack([e[key] for e in examples]).astype(dtype, copy=False)
           for key, dtype in keys.items()}
 

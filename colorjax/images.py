@@ -48,17 +48,27 @@ def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
 def read_rgb(path, short_side: int = 0) -> np.ndarray:
   """Decode a file or file object with Pillow (JPEG, PNG incl. 16 bit, BMP, TIFF, WebP) ->
   HxWx3 uint8, turned upright as its EXIF orientation says (a phone photo is stored sideways).
-  short_side > 0: the caller resizes to that short side next, so a JPEG is decoded at the
-  smallest of 1/1, 1/2, 1/4, 1/8 scale that keeps both sides >= short_side (draft mode: 2-4x
-  faster decoding of large photos; the result is otherwise the same image, smaller)."""
+  short_side: as open_rgb."""
+  return np.asarray(open_rgb(path, short_side))
+
+
+def open_rgb(path, short_side: int = 0) -> PIL.Image.Image:
+  """read_rgb as an 8-bit RGB Pillow image, for callers that crop or resize before taking the
+  pixels (each conversion to an array is a copy). short_side > 0: the caller resizes to that
+  short side next, so a JPEG is decoded at the smallest of 1/1, 1/2, 1/4, 1/8 scale that keeps
+  both sides >= short_side (draft mode: decoding a large photo is several times faster)."""
   with PIL.Image.open(path) as stored:
     if short_side:
       stored.draft('RGB', (short_side, short_side))
-    image = PIL.ImageOps.exif_transpose(stored)
-    if image.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
-      return to_rgb_uint8(np.asarray(image, np.uint16) if image.mode != 'I' else
-                          (np.asarray(image, np.int64) >> 8).clip(0, 255).astype(np.uint8))
-    return to_rgb_uint8(np.asarray(image.convert('RGBA' if 'A' in image.mode else 'RGB')))
+    PIL.ImageOps.exif_transpose(stored, in_place=True)  # in place: no copy of an upright one
+    if stored.mode == 'RGB':  # most photos; loaded, so it outlives the file `with` closes
+      return stored
+    if stored.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
+      rgb = to_rgb_uint8(np.asarray(stored, np.uint16) if stored.mode != 'I' else
+                         (np.asarray(stored, np.int64) >> 8).clip(0, 255).astype(np.uint8))
+    else:
+      rgb = to_rgb_uint8(np.asarray(stored.convert('RGBA' if 'A' in stored.mode else 'RGB')))
+    return PIL.Image.fromarray(rgb)
 
 
 def has_colour(rgb_uint8: np.ndarray, threshold: float, max_side: int = 64) -> bool:
