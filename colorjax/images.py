@@ -60,7 +60,7 @@ def open_rgb(path, short_side: int = 0) -> PIL.Image.Image:
   with PIL.Image.open(path) as stored:
     if short_side:
       stored.draft('RGB', (short_side, short_side))
-    PIL.ImageOps.exif_transpose(stored, in_place=True)  # in place: no copy of an upright one
+    _turn_upright(stored)
     if stored.mode == 'RGB':  # most photos; loaded, so it outlives the file `with` closes
       return stored
     if stored.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
@@ -69,6 +69,15 @@ def open_rgb(path, short_side: int = 0) -> PIL.Image.Image:
     else:
       rgb = to_rgb_uint8(np.asarray(stored.convert('RGBA' if 'A' in stored.mode else 'RGB')))
     return PIL.Image.fromarray(rgb)
+
+
+def _turn_upright(stored: PIL.Image.Image):
+  """Load the image and turn it as its EXIF orientation says, in place (no copy of an upright
+  one); a JPEG with neither EXIF nor XMP has no orientation to parse (a tenth of a decode)."""
+  if stored.format == 'JPEG' and not stored.info.keys() & {'exif', 'xmp'}:
+    stored.load()
+  else:
+    PIL.ImageOps.exif_transpose(stored, in_place=True)
 
 
 def has_colour(rgb_uint8: np.ndarray, threshold: float, max_side: int = 64) -> bool:
