@@ -402,8 +402,9 @@ def _centre_crop(image, crop):
   return np.asarray(image.crop((x, y, x + crop, y + crop)))
 
 
-WORKERS = os.cpu_count() or 1  # batches decoded at once: Pillow decodes outside the GIL
-AHEAD = 1  # batches done ahead of the one the caller waits for, beyond one per worker
+WORKERS = min(os.cpu_count() or 1, 32)  # decode threads: Pillow decodes outside the GIL
+CHUNK = 8  # examples per task: a task per example cost as much CPU in hand-offs as a decode
+AHEAD = 2  # batches in flight beyond the one the caller waits for
 
 
 @functools.cache
@@ -412,27 +413,39 @@ def _pool():
   return concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix='colorjax-data')
 
 
-def _batches(make_example, index_batches, keys):
-  """Stacked batches of make_example(i) over each list of `index_batches` (an iterable,
-  possibly infinite). A thread makes a whole batch: one task per example cost as much CPU
-  as a JPEG decode in hand-offs."""
+def _batches(make_example, index_batches, fields):
+  """Batches of make_example(i) over each list of `index_batches` (an iterable, possibly
+  infinite); `fields` maps each key to its (shape, dtype). Tasks of CHUNK examples write their
+  rows in place, AHEAD batches ahead, so the threads stay busy without batches piling up."""
   pending = collections.deque()
   try:
     for indices in index_batches:
-      pending.append(_pool().submit(_batch, make_example, indices, keys))
-      if len(pending) > WORKERS + AHEAD:
-        yield pending.popleft().result()
+      batch = {key: np.empty((len(indices), *shape), dtype)
+               for key, (shape, dtype) in fields.items()}
+      tasks = [_pool().submit(_fill, batch, make_example, indices, first)
+               for first in range(0, len(indices), CHUNK)]
+      pending.append((batch, tasks))
+      if len(pending) > AHEAD:
+        yield _finished(*pending.popleft())
     while pending:
-      yield pending.popleft().result()
+      yield _finished(*pending.popleft())
   finally:
-    for future in pending:  # an abandoned iterator stops its queued batches
-      future.cancel()
+    for _, tasks in pending:  # an abandoned iterator stops its queued work
+      for task in tasks:
+        task.cancel()
 
 
-def _batch(make_example, indices, keys):
-  examples = [make_example(i) for i in indices]
-  return {key: np.stack([e[key] for e in examples]).astype(dtype, copy=False)
-          for key, dtype in keys.items()}
+def _fill(batch, make_example, indices, first):
+  for row in range(first, min(first + CHUNK, len(indices))):
+    example = make_example(indices[row])
+    for key, array in batch.items():
+      array[row] = example[key]
+
+
+def _finished(batch, tasks):
+  for task in tasks:
+    task.result()  # raises a task's error here, in the caller
+  return batch
 
 
 def train_batches(source: Source, config, start_step: int = 0, process_index=None,
@@ -454,7 +467,8 @@ def train_batches(source: Source, config, start_step: int = 0, process_index=Non
 
   steps = itertools.count(start_step)
   index_batches = ([k * config.batch_size + j for j in rows] for k in steps)
-  return _batches(example, index_batches, {'rgb': np.uint8, 'label': np.int32})
+  return _batches(example, index_batches, {'rgb': ((crop, crop, 3), np.uint8),
+                                            'label': ((), np.int32)})
 
 
 def num_eval_batches(num_examples, batch_size):
@@ -478,8 +492,8 @@ def eval_batches(source: Source, config, num_batches: int, process_index=None,
     return {'rgb': _centre_crop(record['image'], crop), 'label': record['label'], 'mask': 1.0}
 
   index_batches = ([k * config.eval_batch_size + j for j in rows] for k in range(num_batches))
-  return _batches(example, index_batches, {'rgb': np.uint8, 'label': np.int32,
-                                           'mask': np.float32})
+  return _batches(example, index_batches, {'rgb': ((crop, crop, 3), np.uint8),
+                                            'label': ((), np.int32), 'mask': ((), np.float32)})
 
 
 def to_global(batch: dict, mesh) -> dict:

@@ -199,7 +199,7 @@ def test_resuming_far_in_costs_about_what_starting_costs():
 def test_a_process_reads_only_the_records_of_its_rows(tmp_path):
   """Process 1 of 2 reads the records of rows 4..7 of batch 3 and of the batches it decodes
   ahead, none of process 0's (one epoch: distinct records for distinct rows)."""
-  ahead = range(3, 3 + data.WORKERS + data.AHEAD + 1)
+  ahead = range(3, 3 + data.AHEAD + 1)
   count = 8 * (ahead.stop + 1)
   photos = np.random.default_rng(0).integers(0, 256, (count, 8, 8, 3), np.uint8)
   np.savez(tmp_path / 'p.npz', train_images=photos, test_images=photos[:1])
