@@ -107,6 +107,9 @@ def test_benchmark_writes_its_table(tmp_path):
   for record_format in ('array', 'png', 'jpeg'):
     assert f'| 24x24 | 16x16 | {record_format} |' in report
   assert '| 16x16 | 2 |' in report  # the Zhang step
+  for record_format in ('jpeg', 'png'):  # per core, colorjax against tf.data
+    assert f'| 24x24 | 16x16 | {record_format} |' in report.split('per core')[1]
+  assert '| 2,000,000 |' in report  # resume cost
 
 
 def test_a_corrected_command_runs_after_a_failed_one(tmp_path):
