@@ -239,6 +239,61 @@ def test_training_never_imports_tensorflow(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
 
 
+class _TinyPhotos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """A catalog-style tfds dataset of a few noise images, prepared offline."""
+  name = 'colorjax_tiny_photos'
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self):
+    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+        'image': tfds.features.Image(shape=(None, None, 3)),
+        'label': tfds.features.ClassLabel(num_classes=2)}))
+
+  def _split_generators(self, dl_manager):
+    return {'train': self._generate_examples(6, 0), 'test': self._generate_examples(3, 1)}
+
+  def _generate_examples(self, count, seed):
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+      yield i, {'image': rng.integers(0, 256, (20, 24, 3), np.uint8), 'label': i % 2}
+
+
+HIDE_TENSORFLOW = """
+import sys
+class Hidden:  # finds what `finder` finds, except tensorflow: as if it were not installed
+  def __init__(self, finder):
+    self.finder = finder
+  def __getattr__(self, name):
+    return getattr(self.finder, name)
+  def find_spec(self, name, *args, **kwargs):
+    if name.split('.')[0] == 'tensorflow':
+      return None
+    return self.finder.find_spec(name, *args, **kwargs)
+sys.meta_path[:] = [Hidden(f) for f in sys.meta_path]
+"""
+
+
+def test_prepared_tfds_dataset_reads_without_tensorflow(tmp_path):
+  """A tfds dataset prepared in array_record trains and evaluates where TensorFlow is not
+  installed (tfds and etils ask importlib whether it is, so it is hidden from every finder)."""
+  _TinyPhotos(data_dir=str(tmp_path), file_format='array_record').download_and_prepare()
+  script = HIDE_TENSORFLOW + f"""
+from colorjax import configs, data
+config = configs.data_config(source='colorjax_tiny_photos', tfds_data_dir={str(tmp_path)!r},
+                             crop=16, batch_size=4, eval_batch_size=4, download=False)
+train = data.load_source(config, 'train')
+batch = next(data.train_batches(train, config, 0, 0, 1))
+evaluation = data.load_source(config, 'eval')
+eval_batch = next(data.eval_batches(evaluation, config, 1, 0, 1))
+assert 'tensorflow' not in sys.modules
+print(len(train), len(evaluation), batch['rgb'].shape, eval_batch['mask'].tolist())
+"""
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          cwd=pathlib.Path(__file__).parent.parent, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split('\n')[-2] == '6 3 (4, 16, 16, 3) [1.0, 1.0, 1.0, 0.0]'
+
+
 def _process_batches(config, process_count, count, start_step=0):
   """Batches 0..count-1 of each of `process_count` (faked) processes."""
   source = data.load_source(config, 'train')

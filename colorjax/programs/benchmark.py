@@ -276,8 +276,8 @@ def main(config, workdir):
       'same records and batches as above: colorjax (Pillow, thread pool) against a minimal '
       'tf.data reference (decode_image, antialiased resize where the short side is under the '
       'crop, stateless random crop and flip, map(num_parallel_calls=AUTOTUNE), batch, '
-      'prefetch; no shuffle). ' + ('' if tf else '**TensorFlow does not import here: no '
-                                   'tf.data column.**'),
+      'prefetch; no shuffle).' + ('' if tf else ' **TensorFlow does not import here: no '
+                                  'tf.data column.**'),
       report.markdown_table(['source', 'crop', 'records', 'colorjax', 'tf.data',
                              'colorjax / tf.data'], per_core_rows),
       '### Resume cost',
