@@ -255,12 +255,24 @@ def _tfds_not_available(name, builder):
       f'train on {instead}')
 
 
+def _prepare_again(name, error, config):
+  """The answer for a dataset prepared in another format than array_record (TFRecord)."""
+  data_dir = f", data_dir='{config.tfds_data_dir}'" if config.tfds_data_dir else ''
+  return UsageError(
+      f"tfds dataset '{name}' cannot be read by index ({type(error).__name__}: {error}); delete "
+      f"its TFRecord copy (folder {name}/VERSION of the tfds data_dir) and prepare it again in "
+      'the array_record format: python -c "import tensorflow_datasets as tfds; '
+      f"tfds.builder('{name}'{data_dir}, file_format='array_record').download_and_prepare()\"")
+
+
 def _prepared_builder(tfds, name, config):
   """The dataset's builder, downloaded and prepared if it was not and may be."""
   try:
     builder = tfds.builder(name, data_dir=config.tfds_data_dir or None,
                            file_format='array_record')  # the random-access format
   except Exception as e:
+    if 'file format' in str(e).lower():  # prepared earlier in another format (TFRecord)
+      raise _prepare_again(name, e, config) from None
     raise UsageError(f"unknown data source '{name}' ({type(e).__name__}): use a tfds dataset "
                      'name, folder:PATH, npz:PATH or samples') from None
   if builder.is_prepared():
@@ -290,9 +302,7 @@ def _tfds(name, split, config) -> Source:
     records = builder.as_data_source(split=split_name,
                                      decoders={'image': tfds.decode.SkipDecoding()})
   except Exception as e:  # e.g. prepared as TFRecord, which has no random access
-    raise UsageError(f"tfds dataset '{name}' cannot be read by index ({type(e).__name__}: "
-                     f'{e}); prepare it again in the array_record format (tfds build '
-                     f'--file_format=array_record {name})') from None
+    raise _prepare_again(name, e, config) from None
   has_label = 'label' in builder.info.features
 
   def read(index, short_side):

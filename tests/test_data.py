@@ -294,6 +294,14 @@ print(len(train), len(evaluation), batch['rgb'].shape, eval_batch['mask'].tolist
   assert result.stdout.split('\n')[-2] == '6 3 (4, 16, 16, 3) [1.0, 1.0, 1.0, 0.0]'
 
 
+def test_a_tfds_dataset_prepared_as_tfrecord_is_to_be_prepared_again(tmp_path):
+  _TinyPhotos(data_dir=str(tmp_path), file_format='tfrecord').download_and_prepare()
+  config = _config(source='colorjax_tiny_photos', tfds_data_dir=str(tmp_path), download=False)
+  with pytest.raises(UsageError, match="delete its TFRecord copy.*prepare it again in the "
+                                       "array_record format: python -c"):
+    data.load_source(config, 'train')
+
+
 def _process_batches(config, process_count, count, start_step=0):
   """Batches 0..count-1 of each of `process_count` (faked) processes."""
   source = data.load_source(config, 'train')
