@@ -242,6 +242,12 @@ def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict):
     new = dict(_leaves(json.loads(config.to_json_best_effort())))
     differ = sorted(k for k in set(old) | set(new)
                     if k.rpartition('.')[2] not in MAY_CHANGE and old.get(k) != new.get(k))
+    gone = [k for k in differ if k not in new]
+    if gone:
+      raise UsageError(
+          f"{workdir} holds a run made by an earlier colorjax, whose {', '.join(gone)} no "
+          'longer exist: it cannot be resumed exactly; pass a new --workdir (run.py evaluate '
+          'and colorize still read it)')
     if differ:
       raise UsageError(
           f"{workdir} holds a run made with a different config ({', '.join(differ)} differ); "

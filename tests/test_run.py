@@ -87,6 +87,11 @@ def test_resuming_with_another_config_is_refused_and_damages_nothing(tmp_path):
                 '--config.channels=8')
   assert result.returncode == 2 and 'channels differ' in result.stderr
   assert {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()} == before
+  # A run whose config names a field this colorjax dropped (data.shuffle_buffer, say).
+  saved = json.loads((tmp_path / 'config.json').read_text())
+  (tmp_path / 'config.json').write_text(json.dumps({**saved, 'shuffle_buffer': 2048}))
+  result = _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL)
+  assert result.returncode == 2 and 'shuffle_buffer no longer exist' in result.stderr
 
 
 def test_list_describes_experiments():
