@@ -13,7 +13,7 @@ reads one record by index (tfds through ArrayRecord), so a process reads and dec
 rows of each global batch its devices hold, and a resume at any step starts there at once.
 Eval batches are deterministic and shared out the same way, padded to full batches with
 'mask' 1 for real examples and 0 for padding, so every example counts exactly once.
-Decoding is Pillow in a thread pool (it releases the GIL); TensorFlow is never imported,
+Decoding is simplejpeg (JPEG) or Pillow in a thread pool (both release the GIL); TensorFlow is never imported,
 except by tfds when it prepares a dataset.
 """
 
@@ -32,7 +32,6 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
-import PIL.Image
 import skimage.util
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
@@ -57,11 +56,11 @@ TFDS_SPLITS = {
 class Source:
   """One split of a source, read one example at a time by index.
 
-  `read(index, short_side)` -> {'image': 8-bit RGB Pillow image, 'label': int} (crops and
-  resizes happen before the pixels become an array: each conversion is a copy); a short_side
-  > 0 says the image is about to be resized to that short side, so a JPEG may be decoded at a
-  reduced scale no smaller than that (images.open_rgb). source[i] -> {'image': uint8 HxWx3,
-  'label': int}, example i as stored.
+  `read(index, short_side)` -> {'image': uint8 HxWx3, 'label': int}, the image possibly a view
+  of the source's memory (the pipeline crops it and copies only the crop into the batch); a
+  short_side > 0 says the image is about to be resized to that short side, so a JPEG may be
+  decoded at a reduced scale no smaller than that (images.read_rgb). source[i] -> example i as
+  stored, a copy.
   """
   num_examples: int
   read: Callable[[int, int], dict]
@@ -75,13 +74,13 @@ class Source:
     if not 0 <= index < self.num_examples:
       raise IndexError(f'example {index} of a source of {self.num_examples}')
     example = self.read(index, 0)
-    return {'image': np.asarray(example['image']), 'label': example['label']}
+    return {'image': np.array(example['image']), 'label': example['label']}
 
 
 def encoded_source(encoded, labels) -> Source:
   """Encoded image bytes (JPEG, PNG, ... as tfds stores them) held in memory."""
   return Source(len(encoded), lambda i, short_side: {
-      'image': images.open_rgb(io.BytesIO(encoded[i]), short_side), 'label': int(labels[i])})
+      'image': images.read_rgb(encoded[i], short_side), 'label': int(labels[i])})
 
 
 MAX_CROP = 2048  # a larger crop would resize every image up to it: a typo, not a wish
@@ -134,7 +133,7 @@ def in_memory_source(rgb_list, labels, config, what='the data') -> Source:
 
   def read(index, _):
     h, w = sizes[index]
-    return {'image': PIL.Image.fromarray(padded[index, :h, :w]), 'label': int(labels[index])}
+    return {'image': padded[index, :h, :w], 'label': int(labels[index])}
 
   return Source(len(rgb_list), read)
 
@@ -227,7 +226,7 @@ def _folder(path, split, config) -> Source:
     tqdm.write(f'{root}: skipped {len(skipped)} unreadable file(s) of {len(files)} in the '
                f"{split} split: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
   return Source(len(kept), lambda i, short_side: {
-      'image': images.open_rgb(kept[i], short_side), 'label': -1}, skipped)
+      'image': images.read_rgb(kept[i], short_side), 'label': -1}, skipped)
 
 
 @contextlib.contextmanager
@@ -307,7 +306,7 @@ def _tfds(name, split, config) -> Source:
 
   def read(index, short_side):
     record = records[index]
-    return {'image': images.open_rgb(io.BytesIO(record['image']), short_side),
+    return {'image': images.read_rgb(record['image'], short_side),
             'label': int(record['label']) if has_label else -1}
 
   return Source(len(records), read)
@@ -352,14 +351,13 @@ def describe(evaluation_images: int, source: Source) -> str:
 
 
 def _resize_short_side(image, size, always=False):
-  """Resize so the short side is `size` (when smaller, or always), keeping the aspect ratio;
-  Lanczos, as images.resize_rgb."""
-  w, h = image.size
+  """Resize so the short side is `size` (when smaller, or always), keeping the aspect ratio."""
+  h, w = image.shape[:2]
   if not always and min(h, w) >= size:
     return image
   scale = size / min(h, w)
-  return image.resize((max(size, math.ceil(w * scale)), max(size, math.ceil(h * scale))),
-                      PIL.Image.LANCZOS, reducing_gap=3.0)
+  return images.resize_rgb(image, (max(size, math.ceil(h * scale)),
+                                   max(size, math.ceil(w * scale))))
 
 
 def _process(process_index, process_count):
@@ -395,11 +393,10 @@ def _record(seed, index, num_examples):
 def _random_crop(image, crop, seed, index):
   """A crop x crop window at an offset, flipped left-right or not, drawn from (seed, index)."""
   draws = _uniforms(seed, index, 3)
-  w, h = image.size
+  h, w = image.shape[:2]
   y, x = int(draws[0] * (h - crop + 1)), int(draws[1] * (w - crop + 1))
-  window = image.crop((x, y, x + crop, y + crop))
-  return np.asarray(window.transpose(PIL.Image.Transpose.FLIP_LEFT_RIGHT) if draws[2] < 0.5
-                    else window)
+  window = image[y:y + crop, x:x + crop]
+  return window[:, ::-1] if draws[2] < 0.5 else window
 
 
 def _uniforms(seed, index, count):
@@ -411,8 +408,8 @@ def _uniforms(seed, index, count):
 
 def _centre_crop(image, crop):
   image = _resize_short_side(image, crop, always=True)
-  y, x = (image.size[1] - crop) // 2, (image.size[0] - crop) // 2
-  return np.asarray(image.crop((x, y, x + crop, y + crop)))
+  y, x = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
+  return image[y:y + crop, x:x + crop]
 
 
 WORKERS = min(os.cpu_count() or 1, 32)  # decode threads: Pillow decodes outside the GIL

@@ -273,7 +273,7 @@ def main(config, workdir):
       report.markdown_table(['source', 'crop', 'records', 'images/s'], pipeline_rows),
       '### Decode throughput per core',
       'Images per CPU-second of the whole process (process_time, decode threads included), '
-      'same records and batches as above: colorjax (Pillow, thread pool) against a minimal '
+      'same records and batches as above: colorjax (simplejpeg for JPEG, Pillow for PNG; thread pool) against a minimal '
       'tf.data reference (decode_image, antialiased resize where the short side is under the '
       'crop, stateless random crop and flip, map(num_parallel_calls=AUTOTUNE), batch, '
       'prefetch; no shuffle).' + ('' if tf else ' **TensorFlow does not import here: no '
