@@ -25,7 +25,6 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
                            # (eval always resizes the short side to the crop); 0: as stored
       batch_size=16,       # global; each process reads batch_size / process_count
       eval_batch_size=16,
-      shuffle_buffer=2048,
       seed=0,
       gray='weight',       # nearly gray images: 'weight' (the loss gives them 0) or 'drop'
       gray_threshold=5.0,  # nearly gray: every |a|, |b| within this
@@ -53,8 +52,7 @@ def schedule(config, *, num_steps=0, epochs=None, log_every=100, checkpoint_ever
 def smoke(config, *, crop, num_steps, **changes):
   """Shrink a stage to a smoke run: the bundled photos, batches of 8, `num_steps` steps with
   one checkpoint at the end, one eval batch; `changes` set any other field."""
-  config.data.update(source='samples', crop=crop, batch_size=8, eval_batch_size=8,
-                     shuffle_buffer=64)
+  config.data.update(source='samples', crop=crop, batch_size=8, eval_batch_size=8)
   if 'epochs' in config:
     config.epochs = 0
   config.update(dict(num_steps=num_steps, checkpoint_every=num_steps, eval_batches=1,
@@ -72,7 +70,7 @@ def photos(config, *, crop, num_steps, batch_size=16, **changes):
   Training images are resized to the crop's short side first, so the random crops show the
   scene at the scale the held-out centre crops do; every held-out photo is evaluated."""
   config.data.update(source=BSDS300, crop=crop, train_short_side=crop, batch_size=batch_size,
-                     eval_batch_size=batch_size, shuffle_buffer=512)
+                     eval_batch_size=batch_size)
   if 'epochs' in config:
     config.epochs = 0
   config.update(dict(num_steps=num_steps, checkpoint_every=max(num_steps // 4, 1),
@@ -244,6 +242,12 @@ def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict):
     new = dict(_leaves(json.loads(config.to_json_best_effort())))
     differ = sorted(k for k in set(old) | set(new)
                     if k.rpartition('.')[2] not in MAY_CHANGE and old.get(k) != new.get(k))
+    gone = [k for k in differ if k not in new]
+    if gone:
+      raise UsageError(
+          f"{workdir} holds a run made by an earlier colorjax, whose {', '.join(gone)} no "
+          'longer exist: it cannot be resumed exactly; pass a new --workdir (run.py evaluate '
+          'and colorize still read it)')
     if differ:
       raise UsageError(
           f"{workdir} holds a run made with a different config ({', '.join(differ)} differ); "

@@ -1,4 +1,4 @@
-"""tf.data input pipelines: named sources, crops, batching, host sharding, exact resume.
+"""Random-access input pipelines: named sources, crops, batching, host sharding, O(1) resume.
 
 A source is a config string:
   NAME (any tfds image dataset, e.g. stl10, oxford_flowers102, imagenette, imagenet2012),
@@ -7,36 +7,38 @@ A source is a config string:
 
 Batches are uint8 RGB NHWC (+ 'label'); colour conversion happens on device, in the step.
 Global train batch k is a function of (seed, k) alone, whatever the number of processes:
-every process runs the same seeded shuffle of the split's undecoded records, takes its own
-disjoint share of each global batch (the rows its devices hold) and decodes only that; a
-resume skips the undecoded records of the first k batches, and crop and flip draw stateless
-randomness from (seed, global element index). So one process or several, interrupted or
-not, the model sees the same global batches. (Each process streams the split's records but
-decodes a 1 / process_count share of them: decoding is the cost.) Eval batches are
-deterministic and shared out the same way, padded to full batches with 'mask' 1 for real
-examples and 0 for padding, so every example counts exactly once.
+global example i = k * batch_size + j is record permutation(seed, epoch)[i % N] of the
+split's N records, epoch = i // N, cropped and flipped by draws from (seed, i). Every source
+reads one record by index (tfds through ArrayRecord), so a process reads and decodes only the
+rows of each global batch its devices hold, and a resume at any step starts there at once.
+Eval batches are deterministic and shared out the same way, padded to full batches with
+'mask' 1 for real examples and 0 for padding, so every example counts exactly once.
+Decoding is simplejpeg (JPEG) or Pillow in a thread pool (both release the GIL); TensorFlow is never imported,
+except by tfds when it prepares a dataset.
 """
 
 import collections
+import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
+import itertools
 import math
+import os
 import pathlib
 from collections.abc import Callable
 
 import jax
 import numpy as np
 import skimage.util
-import tensorflow as tf
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
 from colorjax import images
 from colorjax.errors import UsageError
 
-AUTOTUNE = tf.data.AUTOTUNE
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 # (train split, eval split) of the tfds datasets the experiments name; others: train / test.
@@ -52,22 +54,33 @@ TFDS_SPLITS = {
 
 @dataclasses.dataclass
 class Source:
-  """One split of a source, not yet decoded.
+  """One split of a source, read one example at a time by index.
 
-  `records` yields raw records (encoded bytes, a file path, or a padded array); `decode` maps
-  one to {'image': uint8 HxWx3, 'label': int64} inside tf.data.
+  `read(index, short_side)` -> {'image': uint8 HxWx3, 'label': int}, the image possibly a view
+  of the source's memory (the pipeline crops it and copies only the crop into the batch); a
+  short_side > 0 says the image is about to be resized to that short side, so a JPEG may be
+  decoded at a reduced scale no smaller than that (images.read_rgb). source[i] -> example i as
+  stored, a copy.
   """
-  records: tf.data.Dataset
   num_examples: int
-  decode: Callable[[dict], dict]
+  read: Callable[[int, int], dict]
   skipped: list = dataclasses.field(default_factory=list)  # unreadable files, for the report
   about: str = ''  # which images these are, for reports (load_source fills it)
 
+  def __len__(self):
+    return self.num_examples
 
-def decode_encoded(record):
-  image = tf.io.decode_image(record['image'], channels=3, dtype=tf.uint8,
-                             expand_animations=False)
-  return {'image': image, 'label': record['label']}
+  def __getitem__(self, index):
+    if not 0 <= index < self.num_examples:
+      raise IndexError(f'example {index} of a source of {self.num_examples}')
+    example = self.read(index, 0)
+    return {'image': np.array(example['image']), 'label': example['label']}
+
+
+def encoded_source(encoded, labels) -> Source:
+  """Encoded image bytes (JPEG, PNG, ... as tfds stores them) held in memory."""
+  return Source(len(encoded), lambda i, short_side: {
+      'image': images.read_rgb(encoded[i], short_side), 'label': int(labels[i])})
 
 
 MAX_CROP = 2048  # a larger crop would resize every image up to it: a typo, not a wish
@@ -116,15 +129,13 @@ def in_memory_source(rgb_list, labels, config, what='the data') -> Source:
   padded = np.zeros((len(rgb_list), height, width, 3), np.uint8)
   for i, rgb in enumerate(rgb_list):
     padded[i, :rgb.shape[0], :rgb.shape[1]] = rgb
-  records = tf.data.Dataset.from_tensor_slices({
-      'image': padded, 'size': np.asarray([rgb.shape[:2] for rgb in rgb_list], np.int32),
-      'label': np.asarray(labels, np.int64)})
-  return Source(records, len(rgb_list), _unpad)
+  sizes = [rgb.shape[:2] for rgb in rgb_list]
 
+  def read(index, _):
+    h, w = sizes[index]
+    return {'image': padded[index, :h, :w], 'label': int(labels[index])}
 
-def _unpad(record):
-  h, w = record['size'][0], record['size'][1]
-  return {'image': record['image'][:h, :w], 'label': record['label']}
+  return Source(len(rgb_list), read)
 
 
 def _samples(split, config) -> Source:
@@ -181,11 +192,6 @@ def _readable(path):
     return None
 
 
-def _decode_file(record):
-  image = tf.numpy_function(lambda p: images.read_rgb(p.decode()), [record['image']], tf.uint8)
-  return {'image': tf.ensure_shape(image, (None, None, 3)), 'label': record['label']}
-
-
 def _folder(path, split, config) -> Source:
   """Files are checked once here (unreadable ones are skipped and listed, nearly gray ones
   dropped if asked); the pipeline then decodes them again as it reads, so a folder of any
@@ -219,9 +225,8 @@ def _folder(path, split, config) -> Source:
   if skipped:
     tqdm.write(f'{root}: skipped {len(skipped)} unreadable file(s) of {len(files)} in the '
                f"{split} split: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
-  records = tf.data.Dataset.from_tensor_slices(
-      {'image': kept, 'label': np.full(len(kept), -1, np.int64)})
-  return Source(records, len(kept), _decode_file, skipped)
+  return Source(len(kept), lambda i, short_side: {
+      'image': images.read_rgb(kept[i], short_side), 'label': -1}, skipped)
 
 
 @contextlib.contextmanager
@@ -249,11 +254,24 @@ def _tfds_not_available(name, builder):
       f'train on {instead}')
 
 
+def _prepare_again(name, error, config):
+  """The answer for a dataset prepared in another format than array_record (TFRecord)."""
+  data_dir = f", data_dir='{config.tfds_data_dir}'" if config.tfds_data_dir else ''
+  return UsageError(
+      f"tfds dataset '{name}' cannot be read by index ({type(error).__name__}: {error}); delete "
+      f"its TFRecord copy (folder {name}/VERSION of the tfds data_dir) and prepare it again in "
+      'the array_record format: python -c "import tensorflow_datasets as tfds; '
+      f"tfds.builder('{name}'{data_dir}, file_format='array_record').download_and_prepare()\"")
+
+
 def _prepared_builder(tfds, name, config):
   """The dataset's builder, downloaded and prepared if it was not and may be."""
   try:
-    builder = tfds.builder(name, data_dir=config.tfds_data_dir or None)
+    builder = tfds.builder(name, data_dir=config.tfds_data_dir or None,
+                           file_format='array_record')  # the random-access format
   except Exception as e:
+    if 'file format' in str(e).lower():  # prepared earlier in another format (TFRecord)
+      raise _prepare_again(name, e, config) from None
     raise UsageError(f"unknown data source '{name}' ({type(e).__name__}): use a tfds dataset "
                      'name, folder:PATH, npz:PATH or samples') from None
   if builder.is_prepared():
@@ -279,20 +297,19 @@ def _tfds(name, split, config) -> Source:
   split_name = train_split if split == 'train' else eval_split
   if 'image' not in builder.info.features:
     raise UsageError(f"tfds dataset '{name}' has no 'image' feature; pick an image dataset")
-  records = builder.as_dataset(split=split_name, shuffle_files=False,
-                               decoders={'image': tfds.decode.SkipDecoding()})
-  has_label = 'label' in builder.info.features
-  records = records.map(lambda ex: {'image': ex['image'], 'label': ex['label'] if has_label
-                                    else tf.constant(-1, tf.int64)})
-  num = _split_size(builder, split_name) or int(records.reduce(0, lambda n, _: n + 1))
-  return Source(records, num, decode_encoded)
-
-
-def _split_size(builder, split):
   try:
-    return builder.info.splits[split].num_examples
-  except (KeyError, ValueError):
-    return None  # e.g. under tfds.testing.mock_data, which knows no split sizes
+    records = builder.as_data_source(split=split_name,
+                                     decoders={'image': tfds.decode.SkipDecoding()})
+  except Exception as e:  # e.g. prepared as TFRecord, which has no random access
+    raise _prepare_again(name, e, config) from None
+  has_label = 'label' in builder.info.features
+
+  def read(index, short_side):
+    record = records[index]
+    return {'image': images.read_rgb(record['image'], short_side),
+            'label': int(record['label']) if has_label else -1}
+
+  return Source(len(records), read)
 
 
 def load_source(config, split: str) -> Source:
@@ -335,16 +352,12 @@ def describe(evaluation_images: int, source: Source) -> str:
 
 def _resize_short_side(image, size, always=False):
   """Resize so the short side is `size` (when smaller, or always), keeping the aspect ratio."""
-  h, w = tf.shape(image)[0], tf.shape(image)[1]
-  short = tf.minimum(h, w)
-  scale = tf.cast(size, tf.float32) / tf.cast(short, tf.float32)
-  needed = tf.logical_or(always, short < size)
-  new_h = tf.maximum(size, tf.cast(tf.math.ceil(tf.cast(h, tf.float32) * scale), tf.int32))
-  new_w = tf.maximum(size, tf.cast(tf.math.ceil(tf.cast(w, tf.float32) * scale), tf.int32))
-  return tf.cond(needed,
-                 lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
-                     image, (new_h, new_w), antialias=True)), 0, 255), tf.uint8),
-                 lambda: image)
+  h, w = image.shape[:2]
+  if not always and min(h, w) >= size:
+    return image
+  scale = size / min(h, w)
+  return images.resize_rgb(image, (max(size, math.ceil(h * scale)),
+                                   max(size, math.ceil(w * scale))))
 
 
 def _process(process_index, process_count):
@@ -353,21 +366,96 @@ def _process(process_index, process_count):
           jax.process_count() if process_count is None else process_count)
 
 
-def _share(indexed, batch_size, process_index, process_count):
-  """Of (global index, element) pairs cut into global batches of `batch_size`, the ones this
-  process holds: rows [p * b, (p + 1) * b) of every batch, b = batch_size / process_count,
-  which to_global places on this process's devices."""
+def _rows(batch_size, process_index, process_count):
+  """The rows of every global batch this process holds: [p * b, (p + 1) * b), b =
+  batch_size / process_count, which to_global places on this process's devices."""
   if batch_size % process_count:
     raise UsageError(f'batch size {batch_size} must divide evenly over {process_count} '
                      'processes')
   share = batch_size // process_count
-  first = process_index * share
+  return range(process_index * share, (process_index + 1) * share)
 
-  def mine(index, _):
-    row = index % batch_size
-    return tf.logical_and(row >= first, row < first + share)
 
-  return indexed.filter(mine), share
+@functools.lru_cache(maxsize=8)
+def _permutation(seed, epoch, num_examples):
+  """The order of the records in epoch `epoch`. Cached, as every example of the epoch asks and a
+  miss permutes the whole split (10 MB for ImageNet); 8 hold an epoch and the next for a few
+  pipelines at once."""
+  return np.random.default_rng([seed, 0, epoch]).permutation(num_examples)
+
+
+def _record(seed, index, num_examples):
+  """The record global example `index` reads: a fresh seeded permutation every epoch."""
+  epoch, position = divmod(index, num_examples)
+  return int(_permutation(seed, epoch, num_examples)[position])
+
+
+def _random_crop(image, crop, seed, index):
+  """A crop x crop window at an offset, flipped left-right or not, drawn from (seed, index)."""
+  draws = _uniforms(seed, index, 3)
+  h, w = image.shape[:2]
+  y, x = int(draws[0] * (h - crop + 1)), int(draws[1] * (w - crop + 1))
+  window = image[y:y + crop, x:x + crop]
+  return window[:, ::-1] if draws[2] < 0.5 else window
+
+
+def _uniforms(seed, index, count):
+  """`count` uniform draws in [0, 1) that depend on (seed, index) alone: a hash, so any
+  example's draws cost the same 2 us (seeding a numpy generator per example took 25)."""
+  digest = hashlib.blake2b(f'{seed}:{index}'.encode(), digest_size=4 * count).digest()
+  return np.frombuffer(digest, '<u4') / 2.0**32
+
+
+def _centre_crop(image, crop):
+  image = _resize_short_side(image, crop, always=True)
+  y, x = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
+  return image[y:y + crop, x:x + crop]
+
+
+WORKERS = min(os.cpu_count() or 1, 32)  # decode threads: Pillow decodes outside the GIL
+CHUNK = 8  # examples per task: a task per example cost as much CPU in hand-offs as a decode
+AHEAD = 2  # batches in flight beyond the one the caller waits for
+
+
+@functools.cache
+def _pool():
+  """One decode pool for every pipeline of the process; its threads end with the process."""
+  return concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix='colorjax-data')
+
+
+def _batches(make_example, index_batches, fields):
+  """Batches of make_example(i) over each list of `index_batches` (an iterable, possibly
+  infinite); `fields` maps each key to its (shape, dtype). Tasks of CHUNK examples write their
+  rows in place, AHEAD batches ahead, so the threads stay busy without batches piling up."""
+  pending = collections.deque()
+  try:
+    for indices in index_batches:
+      batch = {key: np.empty((len(indices), *shape), dtype)
+               for key, (shape, dtype) in fields.items()}
+      tasks = [_pool().submit(_fill, batch, make_example, indices, first)
+               for first in range(0, len(indices), CHUNK)]
+      pending.append((batch, tasks))
+      if len(pending) > AHEAD:
+        yield _finished(*pending.popleft())
+    while pending:
+      yield _finished(*pending.popleft())
+  finally:
+    for _, tasks in pending:  # an abandoned iterator stops its queued work
+      for task in tasks:
+        task.cancel()
+
+
+def _fill(batch, make_example, indices, first):
+  for row in range(first, min(first + CHUNK, len(indices))):
+    example = make_example(indices[row])
+    for key, array in batch.items():
+      array[row] = example[key]
+
+
+def _finished(batch, tasks):
+  for task in tasks:
+    task.result()  # raises a task's error here, in the caller
+  return batch
 
 
 def train_batches(source: Source, config, start_step: int = 0, process_index=None,
@@ -376,27 +464,21 @@ def train_batches(source: Source, config, start_step: int = 0, process_index=Non
   BxHxWx3, 'label': int32 B}, from step `start_step` on: the batches an unbroken run would
   see there."""
   process_index, process_count = _process(process_index, process_count)
-  crop = config.crop
-  seed = config.seed
+  rows = _rows(config.batch_size, process_index, process_count)
+  crop, seed, num = config.crop, config.seed, source.num_examples
+  short_side = config.get('train_short_side', 0)
 
-  def augment(index, record):
-    example = source.decode(record)
-    image = (_resize_short_side(example['image'], config.train_short_side, always=True)
-             if config.get('train_short_side') else example['image'])
-    image = _resize_short_side(image, crop)
-    crop_seed = tf.stack([tf.constant(seed, tf.int64), 2 * index])
-    flip_seed = tf.stack([tf.constant(seed, tf.int64), 2 * index + 1])
-    image = tf.image.stateless_random_crop(image, (crop, crop, 3), seed=crop_seed)
-    image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
-    return {'rgb': image, 'label': tf.cast(example['label'], tf.int32)}
+  def example(index):
+    record = source.read(_record(seed, index, num), short_side)
+    image = (_resize_short_side(record['image'], short_side, always=True) if short_side
+             else record['image'])
+    image = _random_crop(_resize_short_side(image, crop), crop, seed, index)
+    return {'rgb': image, 'label': record['label']}
 
-  first = start_step * config.batch_size
-  ds = source.records.shuffle(min(config.shuffle_buffer, source.num_examples), seed=seed,
-                              reshuffle_each_iteration=True).repeat()
-  ds, share = _share(ds.skip(first).enumerate(start=first), config.batch_size, process_index,
-                     process_count)
-  ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=True)
-  return ds.batch(share, drop_remainder=True).prefetch(AUTOTUNE).as_numpy_iterator()
+  steps = itertools.count(start_step)
+  index_batches = ([k * config.batch_size + j for j in rows] for k in steps)
+  return _batches(example, index_batches, {'rgb': ((crop, crop, 3), np.uint8),
+                                            'label': ((), np.int32)})
 
 
 def num_eval_batches(num_examples, batch_size):
@@ -409,28 +491,19 @@ def eval_batches(source: Source, config, num_batches: int, process_index=None,
   'mask'}: resize the short side to the crop size, centre crop, pad the tail with mask 0.
   Fewer batches than the source needs evaluate its first examples."""
   process_index, process_count = _process(process_index, process_count)
+  rows = _rows(config.eval_batch_size, process_index, process_count)
   crop = config.crop
-  capacity = num_batches * config.eval_batch_size
+  padding = {'rgb': np.zeros((crop, crop, 3), np.uint8), 'label': -1, 'mask': 0.0}
 
-  def centre(_, record):
-    example = source.decode(record)
-    image = _resize_short_side(example['image'], crop, always=True)
-    h, w = tf.shape(image)[0], tf.shape(image)[1]
-    image = tf.image.crop_to_bounding_box(image, (h - crop) // 2, (w - crop) // 2, crop, crop)
-    return {'rgb': image, 'label': tf.cast(example['label'], tf.int32),
-            'mask': tf.constant(1.0, tf.float32)}
+  def example(index):
+    if index >= source.num_examples:
+      return padding
+    record = source.read(index, crop)
+    return {'rgb': _centre_crop(record['image'], crop), 'label': record['label'], 'mask': 1.0}
 
-  def padding(index):
-    return index, {'rgb': tf.zeros((crop, crop, 3), tf.uint8),
-                   'label': tf.constant(-1, tf.int32), 'mask': tf.constant(0.0, tf.float32)}
-
-  real = source.records.take(capacity).enumerate()
-  pads = tf.data.Dataset.range(min(source.num_examples, capacity), capacity).map(padding)
-  real, share = _share(real, config.eval_batch_size, process_index, process_count)
-  pads, _ = _share(pads, config.eval_batch_size, process_index, process_count)
-  ds = real.map(centre, num_parallel_calls=AUTOTUNE, deterministic=True)
-  ds = ds.concatenate(pads.map(lambda _, example: example))
-  return ds.batch(share).prefetch(AUTOTUNE).as_numpy_iterator()
+  index_batches = ([k * config.eval_batch_size + j for j in rows] for k in range(num_batches))
+  return _batches(example, index_batches, {'rgb': ((crop, crop, 3), np.uint8),
+                                            'label': ((), np.int32), 'mask': ((), np.float32)})
 
 
 def to_global(batch: dict, mesh) -> dict:

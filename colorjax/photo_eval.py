@@ -66,8 +66,8 @@ def training_mean_ab(config, workdir: pathlib.Path):
     return None
   source = data.load_source(ml_collections.ConfigDict(data_config), 'train')
   total, pixels = np.zeros(2), 0
-  for example in source.records.take(MEAN_AB_IMAGES).map(source.decode).as_numpy_iterator():
-    ab = np.asarray(color.lab_from_uint8(example['image']))[..., 1:].reshape(-1, 2)
+  for index in range(min(MEAN_AB_IMAGES, len(source))):
+    ab = np.asarray(color.lab_from_uint8(source[index]['image']))[..., 1:].reshape(-1, 2)
     total, pixels = total + ab.sum(0), pixels + len(ab)
   return total / pixels
 
@@ -77,8 +77,8 @@ def photos(paths, source_spec):
   split of a data source; unreadable files are reported and skipped."""
   if source_spec:
     source = data.load_source(configs.data_config(source=source_spec), 'eval')
-    for i, example in enumerate(source.records.map(source.decode).as_numpy_iterator()):
-      yield f'{source_spec} #{i}', example['image']
+    for i in range(len(source)):
+      yield f'{source_spec} #{i}', source[i]['image']
     return
   files, missing = colorize.find_images(paths)
   for path in missing:

@@ -18,6 +18,8 @@ def get_config():
   config.pipeline_examples = 1024         # distinct source images (crops of bundled photos)
   config.pipeline_batch_size = 64
   config.pipeline_batches = 100           # timed batches, after 5 warm-up batches
+  config.pipeline_tf = True               # the tf.data reference column (if tensorflow imports)
+  config.resume_step = 2_000_000          # resume cost: first batch at this step vs step 0
   # Training step of the full-width Zhang et al. network (softmax head), images/s.
   config.zhang_sizes = ('64x64', '176x176')
   config.zhang_batch_size = 8

@@ -1,5 +1,11 @@
 """Input pipelines: every source, determinism, resume, process shares, eval padding, sharding."""
 
+import hashlib
+import subprocess
+import sys
+import pathlib
+import time
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -92,12 +98,15 @@ def test_folder_split_is_deterministic_and_disjoint(tmp_path):
   train_part, eval_part = (data.load_source(_config(source=f'folder:{tmp_path}',
                                                     val_percent=50), split)
                            for split in ('train', 'eval'))
-  train_files = set(train_part.records.map(lambda r: r['image']).as_numpy_iterator())
-  eval_files = set(eval_part.records.map(lambda r: r['image']).as_numpy_iterator())
+  train_files, eval_files = _image_digests(train_part), _image_digests(eval_part)
   assert not train_files & eval_files
   assert len(train_files) + len(eval_files) + 1 == count  # + the corrupt one
   again = data.load_source(_config(source=f'folder:{tmp_path}', val_percent=50), 'train')
-  assert set(again.records.map(lambda r: r['image']).as_numpy_iterator()) == train_files
+  assert _image_digests(again) == train_files
+
+
+def _image_digests(source):
+  return {hashlib.sha256(source[i]['image'].tobytes()).hexdigest() for i in range(len(source))}
 
 
 def test_gray_images_can_be_dropped(tmp_path):
@@ -147,10 +156,10 @@ def _first_batches(config, count, start_step=0):
 
 
 def test_same_seed_same_batches_other_seed_other_batches():
-  config = _config(shuffle_buffer=7)
+  config = _config()
   first, again = _first_batches(config, 3), _first_batches(config, 3)
   assert all(np.array_equal(a, b) for a, b in zip(first, again))
-  other = _first_batches(_config(shuffle_buffer=7, seed=1), 3)
+  other = _first_batches(_config(seed=1), 3)
   assert not np.array_equal(first[0], other[0])
 
 
@@ -159,6 +168,138 @@ def test_resume_from_step_k_reproduces_batches_k_and_k_plus_1():
   unbroken = _first_batches(config, 7)  # several epochs of the 7 sample photos
   resumed = _first_batches(config, 2, start_step=5)
   assert np.array_equal(resumed[0], unbroken[5]) and np.array_equal(resumed[1], unbroken[6])
+
+
+def test_every_epoch_is_a_permutation_and_epochs_differ():
+  config = _config(batch_size=7)  # one batch = one epoch of the 7 sample photos
+  source = data.load_source(config, 'train')
+  iterator = data.train_batches(source, config)
+  epochs = [next(iterator)['label'] for _ in range(3)]
+  assert all(sorted(e) == list(range(7)) for e in epochs)
+  assert len({tuple(e) for e in epochs}) > 1
+
+
+def test_resuming_far_in_costs_about_what_starting_costs():
+  """Resume is index maths: batch 2,000,000 is as quick to reach as batch 0."""
+  source = data.load_source(_config(), 'train')
+
+  def seconds_to_first_batches(start_step):
+    start = time.perf_counter()
+    iterator = data.train_batches(source, _config(), start_step)
+    for _ in range(3):
+      next(iterator)
+    return time.perf_counter() - start
+
+  seconds_to_first_batches(0)  # warm-up: thread pool, imports
+  at_zero = min(seconds_to_first_batches(0) for _ in range(3))
+  far = min(seconds_to_first_batches(2_000_000) for _ in range(3))
+  assert far < 3 * at_zero
+
+
+def test_a_process_reads_only_the_records_of_its_rows(tmp_path):
+  """Process 1 of 2 reads the records of rows 4..7 of batch 3 and of the batches it decodes
+  ahead, none of process 0's (one epoch: distinct records for distinct rows)."""
+  ahead = range(3, 3 + data.AHEAD + 1)
+  count = 8 * (ahead.stop + 1)
+  photos = np.random.default_rng(0).integers(0, 256, (count, 8, 8, 3), np.uint8)
+  np.savez(tmp_path / 'p.npz', train_images=photos, test_images=photos[:1])
+  config = _config(source=f'npz:{tmp_path / "p.npz"}', crop=8)
+  source = data.load_source(config, 'train')
+  read, reads = source.read, []
+  source.read = lambda index, short_side: reads.append(index) or read(index, short_side)
+  iterator = data.train_batches(source, config, 3, 1, 2)
+  next(iterator)
+  iterator.close()
+
+  def records(first_row, steps):
+    return {data._record(config.seed, k * 8 + j, count) for k in steps
+            for j in range(first_row, first_row + 4)}
+
+  assert records(4, [3]) <= set(reads) <= records(4, ahead)
+  assert not set(reads) & records(0, ahead)
+
+
+def test_source_reads_examples_by_index():
+  source = data.load_source(_config(), 'eval')
+  assert len(source) == len(images.SAMPLE_PHOTOS)
+  np.testing.assert_array_equal(source[1]['image'], images.sample_photo('chelsea'))
+  assert source[1]['label'] == 1
+  with pytest.raises(IndexError):
+    source[len(source)]
+
+
+def test_training_never_imports_tensorflow(tmp_path):
+  """TensorFlow made unimportable: a smoke run still trains, evaluates and reports."""
+  script = ("import sys; sys.modules['tensorflow'] = None; import runpy; "
+            "sys.argv = ['run.py', '--experiment=zhang_softmax:smoke', "
+            f"'--config.num_steps=2', '--workdir={tmp_path / 'run'}']; "
+            "runpy.run_path('run.py', run_name='__main__')")
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          cwd=pathlib.Path(__file__).parent.parent, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+
+
+class _TinyPhotos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """A catalog-style tfds dataset of a few noise images, prepared offline."""
+  name = 'colorjax_tiny_photos'
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _info(self):
+    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+        'image': tfds.features.Image(shape=(None, None, 3)),
+        'label': tfds.features.ClassLabel(num_classes=2)}))
+
+  def _split_generators(self, dl_manager):
+    return {'train': self._generate_examples(6, 0), 'test': self._generate_examples(3, 1)}
+
+  def _generate_examples(self, count, seed):
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+      yield i, {'image': rng.integers(0, 256, (20, 24, 3), np.uint8), 'label': i % 2}
+
+
+HIDE_TENSORFLOW = """
+import sys
+class Hidden:  # finds what `finder` finds, except tensorflow: as if it were not installed
+  def __init__(self, finder):
+    self.finder = finder
+  def __getattr__(self, name):
+    return getattr(self.finder, name)
+  def find_spec(self, name, *args, **kwargs):
+    if name.split('.')[0] == 'tensorflow':
+      return None
+    return self.finder.find_spec(name, *args, **kwargs)
+sys.meta_path[:] = [Hidden(f) for f in sys.meta_path]
+"""
+
+
+def test_prepared_tfds_dataset_reads_without_tensorflow(tmp_path):
+  """A tfds dataset prepared in array_record trains and evaluates where TensorFlow is not
+  installed (tfds and etils ask importlib whether it is, so it is hidden from every finder)."""
+  _TinyPhotos(data_dir=str(tmp_path), file_format='array_record').download_and_prepare()
+  script = HIDE_TENSORFLOW + f"""
+from colorjax import configs, data
+config = configs.data_config(source='colorjax_tiny_photos', tfds_data_dir={str(tmp_path)!r},
+                             crop=16, batch_size=4, eval_batch_size=4, download=False)
+train = data.load_source(config, 'train')
+batch = next(data.train_batches(train, config, 0, 0, 1))
+evaluation = data.load_source(config, 'eval')
+eval_batch = next(data.eval_batches(evaluation, config, 1, 0, 1))
+assert 'tensorflow' not in sys.modules
+print(len(train), len(evaluation), batch['rgb'].shape, eval_batch['mask'].tolist())
+"""
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          cwd=pathlib.Path(__file__).parent.parent, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split('\n')[-2] == '6 3 (4, 16, 16, 3) [1.0, 1.0, 1.0, 0.0]'
+
+
+def test_a_tfds_dataset_prepared_as_tfrecord_is_to_be_prepared_again(tmp_path):
+  _TinyPhotos(data_dir=str(tmp_path), file_format='tfrecord').download_and_prepare()
+  config = _config(source='colorjax_tiny_photos', tfds_data_dir=str(tmp_path), download=False)
+  with pytest.raises(UsageError, match="delete its TFRecord copy.*prepare it again in the "
+                                       "array_record format: python -c"):
+    data.load_source(config, 'train')
 
 
 def _process_batches(config, process_count, count, start_step=0):

@@ -1,6 +1,10 @@
 """Loading one image from the bundled samples or from files the test writes."""
 
+import io
+
 import numpy as np
+import PIL.Image
+import PIL.ImageOps
 import pytest
 import skimage.data
 import skimage.io
@@ -39,3 +43,40 @@ def test_unusable_images_are_usage_errors(tmp_path):
     images.load_image(str(tmp_path / 'missing.png'))
   with pytest.raises(UsageError, match='must be positive'):
     images.load_image('coffee', 0.0)
+
+
+def _jpeg(image: PIL.Image.Image, **options) -> bytes:
+  buffer = io.BytesIO()
+  image.save(buffer, 'JPEG', **options)
+  return buffer.getvalue()
+
+
+def _pillow_reference(encoded: bytes, short_side: int) -> np.ndarray:
+  """Pillow alone: draft-scaled decode, turned upright, as RGB."""
+  with PIL.Image.open(io.BytesIO(encoded)) as stored:
+    if short_side:
+      stored.draft('RGB', (short_side, short_side))
+    return np.asarray(PIL.ImageOps.exif_transpose(stored).convert('RGB'))
+
+
+def test_jpegs_decode_to_pillows_pixels_at_every_draft_scale(monkeypatch):
+  photo = PIL.Image.fromarray(skimage.data.astronaut())  # 512x512
+  exif = PIL.Image.Exif()
+  exif[0x0112] = 6  # stored sideways
+  jpegs = {'4:2:0': _jpeg(photo), '4:4:4': _jpeg(photo, subsampling=0, quality=95),
+           'gray': _jpeg(photo.convert('L')), 'cmyk': _jpeg(photo.convert('CMYK')),
+           'sideways': _jpeg(photo.crop((0, 0, 512, 320)), exif=exif)}
+  fast = []
+  decode = images.simplejpeg.decode_jpeg
+  monkeypatch.setattr(images.simplejpeg, 'decode_jpeg', lambda *a, **k: fast.append(1) or
+                      decode(*a, **k))
+  for name, encoded in jpegs.items():
+    for short_side in (0, 60, 100, 130, 300):  # scales 1, 1/8, 1/4, 1/2, 1
+      fast.clear()
+      decoded = images.read_rgb(encoded, short_side)
+      np.testing.assert_array_equal(decoded, _pillow_reference(encoded, short_side),
+                                    err_msg=f'{name} at short side {short_side}')
+      assert bool(fast) == (name in ('4:2:0', '4:4:4', 'gray')), name  # the rest: Pillow
+  assert images.read_rgb(jpegs['sideways']).shape == (512, 320, 3)  # turned upright
+  with pytest.raises(OSError, match='truncated'):
+    images.read_rgb(jpegs['4:2:0'][:len(jpegs['4:2:0']) // 2])

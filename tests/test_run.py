@@ -87,6 +87,11 @@ def test_resuming_with_another_config_is_refused_and_damages_nothing(tmp_path):
                 '--config.channels=8')
   assert result.returncode == 2 and 'channels differ' in result.stderr
   assert {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()} == before
+  # A run whose config names a field this colorjax dropped (data.shuffle_buffer, say).
+  saved = json.loads((tmp_path / 'config.json').read_text())
+  (tmp_path / 'config.json').write_text(json.dumps({**saved, 'shuffle_buffer': 2048}))
+  result = _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL)
+  assert result.returncode == 2 and 'shuffle_buffer no longer exist' in result.stderr
 
 
 def test_list_describes_experiments():
@@ -107,6 +112,9 @@ def test_benchmark_writes_its_table(tmp_path):
   for record_format in ('array', 'png', 'jpeg'):
     assert f'| 24x24 | 16x16 | {record_format} |' in report
   assert '| 16x16 | 2 |' in report  # the Zhang step
+  for record_format in ('jpeg', 'png'):  # per core, colorjax against tf.data
+    assert f'| 24x24 | 16x16 | {record_format} |' in report.split('per core')[1]
+  assert '| 2,000,000 |' in report  # resume cost
 
 
 def test_a_corrected_command_runs_after_a_failed_one(tmp_path):

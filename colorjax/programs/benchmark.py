@@ -1,14 +1,16 @@
 """Times jitted training steps (lax.scan over `steps` iterations, best of `repeats`; the
-first call compiles and is not timed) and the input pipeline alone, and writes report.md.
+first call compiles and is not timed) and the input pipeline alone (images/s, images per
+CPU-second against a tf.data reference, resume cost), and writes report.md.
 Experiment: benchmark."""
 
+import io
+import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-import tensorflow as tf
+import PIL.Image
 
 from colorjax import color, configs, data, images, losses, quantize, report, train
 from colorjax.errors import UsageError
@@ -105,21 +107,106 @@ def _pipeline_source(crops, record_format):
   config = configs.data_config()
   if record_format == 'array':
     return data.in_memory_source(crops, [0] * len(crops), config)
-  encode = {'png': tf.io.encode_png, 'jpeg': tf.io.encode_jpeg}[record_format]
-  records = tf.data.Dataset.from_tensor_slices(
-      {'image': [encode(c).numpy() for c in crops], 'label': np.zeros(len(crops), np.int64)})
-  return data.Source(records, len(crops), data.decode_encoded)
+  return data.encoded_source([_encode(c, record_format) for c in crops], [0] * len(crops))
+
+
+def _encode(rgb, record_format):
+  buffer = io.BytesIO()
+  PIL.Image.fromarray(rgb).save(buffer, format=record_format)
+  return buffer.getvalue()
 
 
 def pipeline_images_per_second(source, crop, batch_size, batches):
+  """Images/s (wall) of colorjax's training batches."""
   config = configs.data_config(crop=crop, batch_size=batch_size)
-  iterator = data.train_batches(source, config, process_count=1)
+  return _rates(data.train_batches(source, config, process_count=1), batch_size, batches)[0]
+
+
+def _rates(iterator, batch_size, batches):
+  """(images per wall second, images per CPU second of the whole process, its decode threads
+  included) over `batches` batches after 5 warm-up batches."""
   for _ in range(5):
     next(iterator)
-  start = time.perf_counter()
+  wall, cpu = time.perf_counter(), time.process_time()
   for _ in range(batches):
     next(iterator)
-  return batches * batch_size / (time.perf_counter() - start)
+  wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+  return batches * batch_size / wall, batches * batch_size / cpu
+
+
+def _import_tensorflow():
+  """tensorflow, or None where it does not import (it is optional)."""
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+  try:
+    import tensorflow as tf
+  except ImportError:
+    return None
+  return tf
+
+
+def _tf_batches(tf, encoded, crop, batch_size, seed=0):
+  """Minimal tf.data reference: decode_image, resize of the short side to the crop where
+  smaller (antialias), stateless random crop and flip, map(AUTOTUNE), batch, prefetch."""
+  def example(index, record):
+    image = tf.io.decode_image(record, channels=3, expand_animations=False)
+    shape = tf.shape(image)
+    scale = crop / tf.cast(tf.minimum(shape[0], shape[1]), tf.float32)
+    size = tf.maximum(crop, tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale),
+                                    tf.int32))
+    image = tf.cond(scale > 1, lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
+        image, size, antialias=True)), 0, 255), tf.uint8), lambda: image)
+    seeds = tf.random.experimental.stateless_split(tf.stack([seed, index]), 2)
+    image = tf.image.stateless_random_crop(image, (crop, crop, 3), seed=seeds[0])
+    return tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
+
+  records = tf.data.Dataset.from_tensor_slices(encoded).repeat().enumerate()
+  dataset = records.map(example, num_parallel_calls=tf.data.AUTOTUNE)
+  return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+def _per_core_row(tf, crops, crop, record_format, config):
+  """[source, crop, records, colorjax images/CPU-s, tf.data images/CPU-s, ratio]."""
+  encoded = [_encode(c, record_format) for c in crops]
+  source = data.encoded_source(encoded, [0] * len(encoded))
+  batch_config = configs.data_config(crop=crop, batch_size=config.pipeline_batch_size)
+  args = config.pipeline_batch_size, config.pipeline_batches
+  ours = _rates(data.train_batches(source, batch_config, process_count=1), *args)[1]
+  theirs = _rates(_tf_batches(tf, encoded, crop, args[0]), *args)[1] if tf else None
+  size = crops[0].shape[0]
+  return [f'{size}x{size}', f'{crop}x{crop}', record_format, f'{ours:,.0f}',
+          f'{theirs:,.0f}' if tf else '-', f'{ours / theirs:.2f}' if tf else '-']
+
+
+def resume_seconds(source, config, start_step):
+  """Seconds from train_batches(..., start_step) to its first batch."""
+  start = time.perf_counter()
+  iterator = data.train_batches(source, config, start_step=start_step, process_count=1)
+  next(iterator)
+  seconds = time.perf_counter() - start
+  iterator.close()
+  return seconds
+
+
+def _per_core_and_resume(config):
+  """Rows of the per-core decode table and of the resume table, and tensorflow (or None)."""
+  tf = _import_tensorflow() if config.pipeline_tf else None
+  per_core_rows = []
+  if not config.pipeline_cases:
+    return [], [], tf
+  for case in config.pipeline_cases:
+    source_size, crop = _size(case.replace(':', 'x'))
+    crops = _pipeline_images(config.pipeline_examples, source_size)
+    for record_format in ('jpeg', 'png'):
+      per_core_rows.append(_per_core_row(tf, crops, crop, record_format, config))
+      print('per core: ' + ' | '.join(per_core_rows[-1]), flush=True)
+  source = _pipeline_source(crops, 'jpeg')
+  batch_config = configs.data_config(crop=crop, batch_size=config.pipeline_batch_size)
+  seconds = [resume_seconds(source, batch_config, step) for step in (0, config.resume_step)]
+  resume_rows = [[f'{step:,}', f'{s:.3f}', f'{s / seconds[0]:.2f}']
+                 for step, s in zip((0, config.resume_step), seconds)]
+  print(f'resume: {seconds[0]:.3f} s at step 0, {seconds[1]:.3f} s at step '
+        f'{config.resume_step:,}', flush=True)
+  return per_core_rows, resume_rows, tf
 
 
 def main(config, workdir):
@@ -162,6 +249,7 @@ def main(config, workdir):
             f'{rate:,.0f} images/s', flush=True)
       pipeline_rows.append([f'{source_size}x{source_size}', f'{crop}x{crop}', record_format,
                             f'{rate:,.0f}'])
+  per_core_rows, resume_rows, tf = _per_core_and_resume(config)
   device = jax.devices()[0]
   path = report.write_report(workdir, 'Benchmark', [
       f'Backend `{jax.default_backend()}` ({device.device_kind}), {jax.device_count()} '
@@ -182,5 +270,19 @@ def main(config, workdir):
       f'from {config.pipeline_examples} distinct images, records held as decoded arrays or '
       f'as PNG / JPEG bytes (as tfds stores them) decoded in the pipeline; '
       f'{config.pipeline_batches} batches timed after 5 warm-up batches.',
-      report.markdown_table(['source', 'crop', 'records', 'images/s'], pipeline_rows)])
+      report.markdown_table(['source', 'crop', 'records', 'images/s'], pipeline_rows),
+      '### Decode throughput per core',
+      'Images per CPU-second of the whole process (process_time, decode threads included), '
+      'same records and batches as above: colorjax (simplejpeg for JPEG, Pillow for PNG; thread pool) against a minimal '
+      'tf.data reference (decode_image, antialiased resize where the short side is under the '
+      'crop, stateless random crop and flip, map(num_parallel_calls=AUTOTUNE), batch, '
+      'prefetch; no shuffle).' + ('' if tf else ' **TensorFlow does not import here: no '
+                                  'tf.data column.**'),
+      report.markdown_table(['source', 'crop', 'records', 'colorjax', 'tf.data',
+                             'colorjax / tf.data'], per_core_rows),
+      '### Resume cost',
+      'Seconds from `data.train_batches(source, config, start_step)` to its first batch '
+      f'({config.pipeline_batch_size} JPEG crops of the last case above).',
+      report.markdown_table(['start_step', 'seconds to first batch', 'ratio to step 0'],
+                            resume_rows)])
   print(f'report: {path}')
