@@ -21,6 +21,7 @@ def get_config():
   config.pipeline_tf = True               # the tf.data reference column (if tensorflow imports)
   config.resume_step = 2_000_000          # resume cost: first batch at this step vs step 0
   # Training step of the full-width Zhang et al. network (softmax head), images/s.
+  config.compute_dtype = 'float32'  # the Zhang and GAN steps' precision (colorjax/precision.py)
   config.zhang_sizes = ('64x64', '176x176')
   config.zhang_batch_size = 8
   config.zhang_width = 1.0

@@ -22,6 +22,9 @@ def get_config(variant=None):
   config = ml_collections.ConfigDict()
   config.program = 'flowers_resnet'
   config.num_classes = 102
+  # float32 | bfloat16 (colorjax/precision.py), for all three stages: the colorizer runs the
+  # encoder the classifier trained in the precision it trained it in.
+  config.compute_dtype = 'float32'
   flowers = configs.data_config(source='oxford_flowers102', crop=224, batch_size=32,
                                 eval_batch_size=32)
   # The write-up gives no classifier settings; Adam with a decaying step size is a safe choice.

@@ -12,6 +12,7 @@ def get_config():
   config.schemes = ('none', 'unit', 'centered', 'pix2pix', 'shifted')
   config.seeds = (0, 1, 2, 3, 4)
   config.channels = 6
+  config.compute_dtype = 'float32'  # float32 | bfloat16: mixed precision (colorjax/precision.py)
   config.optimizer = ml_collections.ConfigDict({'name': 'adam', 'learning_rate': 1e-3})
   config.num_steps = 2000
   config.steps_per_call = 100   # iterations per compiled lax.scan call

@@ -17,6 +17,7 @@ def get_config(variant=None):
   config.tasks = ('gray2rgb', 'l2ab')
   config.dropout = 0.1
   config.seed = 0
+  config.compute_dtype = 'float32'  # float32 | bfloat16: mixed precision (colorjax/precision.py)
   # The write-up's pfcn_small.npz: train_images (1700) and test_images, 100x75 RGB. Random
   # 75x75 crops (the full width) for training, centre crops for evaluation.
   config.data = configs.data_config(source='npz:~/data/pfcn_small.npz', crop=75,

@@ -36,6 +36,7 @@ def get_config(variant=None):
   config.gp_weight = 10.0          # wgan_gp: lambda of the gradient penalty
   config.discriminator_batch_norm = True
   config.seed = 0
+  config.compute_dtype = 'float32'  # float32 | bfloat16: mixed precision (colorjax/precision.py)
   # STL-10 train+unlabelled (105,000 images of 96x96), resized to 64x64 (crop = the size).
   config.data = configs.data_config(source='stl10', crop=64, batch_size=64, eval_batch_size=64)
   config.generator_optimizer = _adam(2e-4)

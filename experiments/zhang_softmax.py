@@ -21,6 +21,7 @@ def get_config(variant=None):
   config.temperatures = (0.01, 0.2, 0.38, 0.6, 1.0)  # annealed-mean sweep in the report
   config.temperature = 0.38        # the annealed mean colorize and colorjax.load decode with
   config.seed = 0
+  config.compute_dtype = 'float32'  # float32 | bfloat16: mixed precision (colorjax/precision.py)
   config.data = configs.data_config(source='imagenet2012', crop=176, batch_size=40,
                                     eval_batch_size=40)
   # Caffe's solver: weight decay added to the gradient before Adam (train.make_optimizer's

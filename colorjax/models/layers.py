@@ -13,9 +13,15 @@ gradient and computes the kernel gradient as 9 matmuls, one per tap (2.4x faster
 
 On GPU, cuDNN is faster than either, so `Conv3x3` picks the formulation by backend; all hold
 the same parameters.
+
+Mixed precision: every layer takes a `dtype`, the dtype it computes in (float32, or bfloat16
+with --config.compute_dtype, colorjax/precision.py); its parameters stay float32 (Flax's
+param_dtype), so the optimizer updates float32 weights and a bf16 run's checkpoint is a
+float32 run's.
 """
 
 import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -107,18 +113,30 @@ def use_taps_by_default():
 
 class Conv3x3(nn.Module):
   """3x3 SAME convolution; NCHW (taps formulation) or NHWC (conv3x3_nhwc). Parameters as
-  nn.Conv's: 'kernel' (HWIO) and, with use_bias, 'bias'."""
+  nn.Conv's: 'kernel' (HWIO) and, with use_bias, 'bias', float32; input, kernel and bias are
+  cast to `dtype` as nn.Conv casts them."""
   features: int
   channels_first: bool = False
   use_bias: bool = True
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x):
     in_features = x.shape[1] if self.channels_first else x.shape[-1]
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (3, 3, in_features, self.features))
+    x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     y = conv3x3_taps(x, kernel) if self.channels_first else conv3x3_nhwc(x, kernel)
     if not self.use_bias:
       return y
-    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,))
+    bias = self.param('bias', nn.initializers.zeros_init(), (self.features,)).astype(self.dtype)
     return y + (bias[:, None, None] if self.channels_first else bias)
+
+
+def batch_norm(train: bool, dtype=jnp.float32, name=None) -> nn.BatchNorm:
+  """BatchNorm as every family uses it: momentum 0.9, epsilon 1e-5, normalized output in
+  `dtype`. The batch mean and variance, the running averages, scale and bias are float32 in
+  any case (force_float32_reductions, Flax's default, stated because the running statistics
+  depend on it): a bf16 sum over a batch keeps 8 bits of the mean, and eval uses the averages."""
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
+                      force_float32_reductions=True, name=name)

@@ -11,12 +11,16 @@ input is padded at the bottom and right by reflection and the output cropped bac
 image content keeps the border statistics of a photo, where zero padding would add a black
 frame and edge padding constant streaks, both of which the border convs and BatchNorm would
 see. Reflection works for any side, even one pixel (jnp.pad reflects repeatedly).
+
+`dtype` is the compute dtype (models/layers.py); the output leaves in float32.
 """
+
+from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from colorjax.models.layers import Conv3x3
+from colorjax.models.layers import Conv3x3, batch_norm
 
 
 class DoubleConv(nn.Module):
@@ -26,12 +30,13 @@ class DoubleConv(nn.Module):
   nn.Conv's 3x3 SAME convolution with a faster gradient on CPU (layers.py).
   """
   features: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool):
     for _ in range(2):
-      x = Conv3x3(self.features, use_bias=False)(x)
-      x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=0.9)(x))
+      x = Conv3x3(self.features, use_bias=False, dtype=self.dtype)(x)
+      x = nn.relu(batch_norm(train, self.dtype)(x))
     return x
 
 
@@ -47,23 +52,24 @@ class UNet(nn.Module):
   out_channels: int
   features: tuple = (16, 32, 64, 128, 256)
   dropout: float = 0.1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     height, width = x.shape[1:3]
     multiple = 2 ** (len(self.features) - 1)
-    x = jnp.pad(x, ((0, 0), (0, -height % multiple), (0, -width % multiple), (0, 0)),
-                mode='reflect')
+    x = jnp.pad(x.astype(self.dtype),
+                ((0, 0), (0, -height % multiple), (0, -width % multiple), (0, 0)), mode='reflect')
     skips = []
     for features in self.features[:-1]:
-      x = DoubleConv(features)(x, train)
+      x = DoubleConv(features, self.dtype)(x, train)
       skips.append(x)
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    x = DoubleConv(self.features[-1])(x, train)
+    x = DoubleConv(self.features[-1], self.dtype)(x, train)
     for features, skip in zip(reversed(self.features[:-1]), reversed(skips)):
-      x = nn.ConvTranspose(features, (2, 2), strides=(2, 2))(x)
+      x = nn.ConvTranspose(features, (2, 2), strides=(2, 2), dtype=self.dtype)(x)
       x = nn.Dropout(self.dropout, deterministic=not train)(jnp.concatenate([x, skip], -1))
-      x = DoubleConv(features)(x, train)
-    x = nn.sigmoid(nn.Conv(self.out_channels, (1, 1))(x))
-    return x[:, :height, :width]
+      x = DoubleConv(features, self.dtype)(x, train)
+    x = nn.Conv(self.out_channels, (1, 1), dtype=self.dtype)(x)[:, :height, :width]
+    return nn.sigmoid(x.astype(jnp.float32))  # in float32: bf16 rounds [0, 1] to 2^-9

@@ -11,16 +11,20 @@ space's range. The output is YUV with the input's Y unchanged.
 Discriminator: YUV image -> stride-2 convs of 64, 128, 256, 512 channels (BatchNorm,
 LeakyReLU 0.2) -> flatten -> (a hidden dense layer) -> one logit. Sizes must be multiples
 of 16.
+
+Both compute in `dtype` (models/layers.py); the generator's UV and the critic's logit leave
+in float32, and the generator passes its input Y through in float32.
 """
 
 import dataclasses
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from colorjax import color
-from colorjax.models.layers import Conv3x3
+from colorjax.models import layers
 
 DISCRIMINATOR_FEATURES = (64, 128, 256, 512)
 
@@ -75,16 +79,12 @@ def _init(layout, truncated=True):
   return {'kernel_init': weights}
 
 
-def _conv(layout, features, kernel, use_bias, stride=1):
+def _conv(layout, features, kernel, use_bias, dtype, stride=1):
   """SAME convolution (for the discriminator's even sizes, 4x4 stride 2 pads 1 each side)."""
   if kernel == 3 and stride == 1 and not layout.dcgan_init:
-    return Conv3x3(features, use_bias=use_bias)  # the fast CPU formulation (layers.py)
+    return layers.Conv3x3(features, use_bias=use_bias, dtype=dtype)  # fast on CPU (layers.py)
   return nn.Conv(features, (kernel, kernel), strides=stride, padding='SAME',
-                 use_bias=use_bias, **_init(layout))
-
-
-def _batch_norm(train):
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)
+                 use_bias=use_bias, dtype=dtype, **_init(layout))
 
 
 class Generator(nn.Module):
@@ -92,6 +92,7 @@ class Generator(nn.Module):
   noise_layers: int = 3   # 1: the authors' release; 3: the write-up
   noise_dim: int = 100
   layout: Layout = LAYOUTS['writeup']
+  dtype: Any = jnp.float32
 
   def sample_noise(self, key, count):
     """The noise the generator was trained with: (count, noise_dim) uniform."""
@@ -103,23 +104,23 @@ class Generator(nn.Module):
     layout = self.layout
     n, h, w, _ = y_nhw1.shape
     _check_size(h, w)
-    noise_plane = nn.Dense(h * w, **_init(layout, truncated=False))(noise_nd)
+    noise_plane = nn.Dense(h * w, dtype=self.dtype, **_init(layout, truncated=False))(noise_nd)
     noise_plane = noise_plane.reshape(n, h, w, 1)
     if layout.noise_batch_norm:
-      noise_plane = nn.relu(_batch_norm(train)(noise_plane))
-    x = y_nhw1
+      noise_plane = nn.relu(layers.batch_norm(train, self.dtype)(noise_plane))
+    y = x = y_nhw1.astype(self.dtype)
     hidden = zip(layout.generator_features, layout.generator_kernels)
     for i, (features, kernel) in enumerate(hidden):
       if i:
-        x = jnp.concatenate([y_nhw1, x], axis=-1)
+        x = jnp.concatenate([y, x], axis=-1)
       if i < self.noise_layers:
         x = jnp.concatenate([x, noise_plane], axis=-1)
-      x = _conv(layout, features, kernel, layout.conv_bias)(x)
-      x = nn.relu(_batch_norm(train)(x))
-    x = _conv(layout, 2, layout.generator_kernels[-1], layout.conv_bias)(
-        jnp.concatenate([y_nhw1, x], axis=-1))
-    uv = jnp.tanh(x) * jnp.asarray(layout.space.uv_max, x.dtype)
-    return jnp.concatenate([y_nhw1, uv], axis=-1)
+      x = _conv(layout, features, kernel, layout.conv_bias, self.dtype)(x)
+      x = nn.relu(layers.batch_norm(train, self.dtype)(x))
+    x = _conv(layout, 2, layout.generator_kernels[-1], layout.conv_bias, self.dtype)(
+        jnp.concatenate([y, x], axis=-1))
+    uv = jnp.tanh(x.astype(jnp.float32)) * jnp.asarray(layout.space.uv_max, jnp.float32)
+    return jnp.concatenate([y_nhw1.astype(jnp.float32), uv], axis=-1)
 
 
 class Discriminator(nn.Module):
@@ -127,20 +128,22 @@ class Discriminator(nn.Module):
   per-sample gradient penalty is not defined through batch statistics."""
   batch_norm: bool = True
   layout: Layout = LAYOUTS['writeup']
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, yuv_nhw3, train: bool = False):
     layout = self.layout
     _check_size(*yuv_nhw3.shape[1:3])
-    x = yuv_nhw3
+    x = yuv_nhw3.astype(self.dtype)
     for i, features in enumerate(DISCRIMINATOR_FEATURES):
       normalized = self.batch_norm and (i or layout.discriminator_first_batch_norm)
       x = _conv(layout, features, layout.discriminator_kernel,
-                use_bias=layout.conv_bias or not normalized, stride=2)(x)
+                use_bias=layout.conv_bias or not normalized, dtype=self.dtype, stride=2)(x)
       if normalized:
-        x = _batch_norm(train)(x)
+        x = layers.batch_norm(train, self.dtype)(x)
       x = nn.leaky_relu(x, 0.2)
     x = x.reshape(x.shape[0], -1)
+    dense = dict(dtype=self.dtype, **_init(layout, truncated=False))
     if layout.discriminator_hidden:  # linear: the release has no activation between the two
-      x = nn.Dense(layout.discriminator_hidden, **_init(layout, truncated=False))(x)
-    return nn.Dense(1, **_init(layout, truncated=False))(x)[:, 0]
+      x = nn.Dense(layout.discriminator_hidden, **dense)(x)
+    return nn.Dense(1, **dense)(x)[:, 0].astype(jnp.float32)

@@ -12,9 +12,17 @@ pad `dilation` on every side, stride 2 included (Flax's 'SAME' would pad (0, 1) 
 shift the output by about 1.5 output pixels); the 4x4 transposed conv pads 1, which is
 lax.conv_transpose padding 4 - 1 - 1 = 2 on a kernel that is PyTorch's flipped (the importer,
 colorjax/released.py, flips it).
+
+`dtype` is the compute dtype (models/layers.py): L - 50 is cast to it, the head's logits or
+ab back to float32, so the softmax, the annealed mean and the loss are float32.
 """
 
+from typing import Any
+
 import flax.linen as nn
+import jax.numpy as jnp
+
+from colorjax.models.layers import batch_norm
 
 
 class ConvStack(nn.Module):
@@ -24,6 +32,7 @@ class ConvStack(nn.Module):
   convs: int
   stride: int = 1
   dilation: int = 1
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool):
@@ -31,8 +40,8 @@ class ConvStack(nn.Module):
       stride = self.stride if i == self.convs - 1 else 1
       x = nn.relu(nn.Conv(self.features, (3, 3), strides=stride,
                           padding=[(self.dilation, self.dilation)] * 2,
-                          kernel_dilation=self.dilation)(x))
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+                          kernel_dilation=self.dilation, dtype=self.dtype)(x))
+    return batch_norm(train, self.dtype)(x)
 
 
 # (features, convs, stride of the last conv, dilation) of blocks 1-7.
@@ -44,17 +53,18 @@ class ZhangNet(nn.Module):
   """L (NHWC, 1 channel, 0..100) -> (N, H/4, W/4, num_outputs)."""
   num_outputs: int
   width: float = 1.0
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, l_nhwc, train: bool = False):
     def channels(n):
       return max(1, round(n * self.width))
 
-    x = l_nhwc - 50.0
+    x = (l_nhwc - 50.0).astype(self.dtype)  # centred first: bf16 keeps 8 bits of |L - 50|
     for features, convs, stride, dilation in BLOCKS:
-      x = ConvStack(channels(features), convs, stride, dilation)(x, train)
+      x = ConvStack(channels(features), convs, stride, dilation, self.dtype)(x, train)
     x = nn.relu(nn.ConvTranspose(channels(256), (4, 4), strides=(2, 2),
-                                 padding=[(2, 2), (2, 2)])(x))
+                                 padding=[(2, 2), (2, 2)], dtype=self.dtype)(x))
     for _ in range(2):
-      x = nn.relu(nn.Conv(channels(256), (3, 3), padding=[(1, 1), (1, 1)])(x))
-    return nn.Conv(self.num_outputs, (1, 1))(x)
+      x = nn.relu(nn.Conv(channels(256), (3, 3), padding=[(1, 1), (1, 1)], dtype=self.dtype)(x))
+    return nn.Conv(self.num_outputs, (1, 1), dtype=self.dtype)(x).astype(jnp.float32)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import PIL.Image
 
-from colorjax import color, configs, data, images, losses, quantize, report, train
+from colorjax import color, configs, data, images, losses, precision, quantize, report, train
 from colorjax.errors import UsageError
 from colorjax.programs import yuv_gan
 from colorjax.models.tiny_cnn import TinyCNN
@@ -54,7 +54,7 @@ def _zhang_images_per_second(size, config):
   (A lax.scan over this 32M-parameter step did not finish the 64x64 case in 10 minutes on
   XLA:CPU, where separate steps take 2 s each.)"""
   bins = quantize.gamut_bins()
-  model = ZhangNet(len(bins), config.zhang_width)
+  model = ZhangNet(len(bins), config.zhang_width, precision.compute_dtype(config))
   tx = train.make_optimizer({'name': 'adamw', 'learning_rate': 3e-5, 'b1': 0.9, 'b2': 0.99,
                              'weight_decay': 1e-3})
   crops = _pipeline_images(config.zhang_batch_size, max(size))
@@ -84,6 +84,7 @@ def _gan_images_per_second(config):
   gan_config = configs.load_config('yuv_gan')
   size = gan_config.data.crop = config.gan_size
   gan_config.data.batch_size = config.gan_batch_size
+  gan_config.compute_dtype = config.compute_dtype
   crops = _pipeline_images(config.gan_batch_size, size)
   return jitted_images_per_second(yuv_gan.make_train_step(gan_config),
                                   yuv_gan.init_state(gan_config),
@@ -210,6 +211,7 @@ def _per_core_and_resume(config):
 
 
 def main(config, workdir):
+  precision.compute_dtype(config)
   unknown = set(config.formulations) - {'taps', 'nhwc'}
   if unknown:
     raise UsageError(f"unknown formulation(s) {', '.join(sorted(unknown))}: choose taps or nhwc")
@@ -258,11 +260,13 @@ def main(config, workdir):
       report.markdown_table(['what', 'size', 'formulation', 'ms/iteration'], rows),
       'taps: NCHW sum of shifted planes (layers.conv3x3_taps); nhwc: lax.conv, with the '
       'kernel gradient as one matmul per tap on CPU (layers.conv3x3_nhwc).',
-      f'## Zhang et al. network (width {config.zhang_width}, softmax head, AdamW)',
+      f'## Zhang et al. network (width {config.zhang_width}, softmax head, AdamW, '
+      f'{config.compute_dtype})',
       f'{config.zhang_steps} jitted training steps after one compiling step.',
       report.markdown_table(['size', 'batch', 'images/s', 'ms/step'], zhang_rows),
       '## YUV conditional GAN',
-      f'One step = one critic and one generator update (the `yuv_gan` default: BCE, Adam); '
+      f'One step = one critic and one generator update (the `yuv_gan` default: BCE, Adam, '
+      f'{config.compute_dtype}); '
       f'{config.gan_steps} jitted steps after one compiling step.',
       report.markdown_table(['size', 'batch', 'images/s', 'ms/step'], gan_rows),
       '## Input pipeline',

@@ -12,7 +12,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
-from colorjax import (color, data, distributed, evaluator, losses, program, report,
+from colorjax import (color, data, distributed, evaluator, losses, precision, program, report,
                       supervised, train)
 from colorjax.errors import UsageError
 from colorjax.models.resnet import ENCODER_STRIDE, ResNetClassifier, ResNetColorizer, load_encoder
@@ -22,6 +22,7 @@ COLORIZERS = ('pretrained', 'scratch')
 
 
 def check(config):
+  precision.compute_dtype(config)
   for stage in ('classifier', 'colorizer'):
     supervised.check_stage(config[stage], f'{stage}.')
     crop = config[stage].data.crop
@@ -33,7 +34,7 @@ def check(config):
 def _classifier(config, workdir, eval_source):
   """Stage 1: (trained classifier state, validation top-1 accuracy)."""
   stage = config.classifier
-  model = ResNetClassifier(config.num_classes)
+  model = _classifier_network(config)
   state = supervised.fit_network(stage, workdir / 'classifier', model,
                                  losses.classification(model, SHIFTED), description='classifier')
 
@@ -51,6 +52,17 @@ def _classifier(config, workdir, eval_source):
   return state, evaluation.metrics['top-1']
 
 
+def _classifier_network(config) -> ResNetClassifier:
+  """Stage 1's network. One compute dtype (config.compute_dtype) serves all three stages, so
+  the colorizer runs the encoder in the precision the classifier trained it in."""
+  return ResNetClassifier(config.num_classes, dtype=precision.compute_dtype(config))
+
+
+def _colorizer_network(config) -> ResNetColorizer:
+  """The network of stages 2 and 3, in the run's compute dtype."""
+  return ResNetColorizer(dtype=precision.compute_dtype(config))
+
+
 def _with_encoder_of(classifier_state):
   def init(state):
     return state.replace(params=load_encoder(state.params, classifier_state.params),
@@ -66,7 +78,7 @@ def main(config, workdir):
   classifier_eval = data.load_source(config.classifier.data, 'eval')
   eval_source = data.load_source(stage.data, 'eval')
   classifier, accuracy = _classifier(config, workdir, classifier_eval)
-  model = ResNetColorizer()
+  model = _colorizer_network(config)
   loss = losses.ab_regression(model, SHIFTED)
   predictors = {}
   for run in COLORIZERS:
@@ -86,7 +98,7 @@ def main(config, workdir):
 def colorizer(config, workdir, options) -> program.Trained:
   """The colorizer with the classifier's encoder, or --network=scratch."""
   run = program.choose(options, COLORIZERS, 'pretrained')
-  model = ResNetColorizer()
+  model = _colorizer_network(config)
   stage = config.colorizer
 
   def predict_ab(variables, l_nhw1, keys):

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from colorjax import (color, distributed, evaluate, images, losses, program, report, stats,
-                      train)
+from colorjax import (color, distributed, evaluate, images, losses, precision, program, report,
+                      stats, train)
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
 
@@ -43,6 +43,10 @@ def list_runs(config):
 
 def _stack(trees):
   return jax.tree.map(lambda *xs: np.stack(xs), *trees)
+
+
+def _network(config) -> TinyCNN:
+  return TinyCNN(channels=config.channels, dtype=precision.compute_dtype(config))
 
 
 def init_states(model, tx, runs):
@@ -68,6 +72,7 @@ def _reconstruct(model, params, norm, rgb_uint8):
 
 def check(config):
   runs = list_runs(config)
+  precision.compute_dtype(config)
   train.check_schedule(config.num_steps, config.steps_per_call, config.checkpoint_every,
                        config.log_every)
   if jax.process_count() > 1 and len(runs) % jax.device_count():
@@ -80,7 +85,7 @@ def main(config, workdir):
   check(config)
   runs = list_runs(config)
   image = images.load_image(config.image, config.image_scale)
-  model = TinyCNN(channels=config.channels)
+  model = _network(config)
   tx = train.make_optimizer(config.optimizer)
 
   # The largest number of devices that divides the runs evenly.
@@ -132,7 +137,7 @@ def colorizer(config, workdir, options) -> program.Trained:
                           'unit' if 'unit' in config.schemes else config.schemes[0])
   index = runs.index((scheme, config.seeds[0]))
   norm = color.NORMALIZATIONS[scheme]
-  model = TinyCNN(channels=config.channels)
+  model = _network(config)
 
   def predict(params, l_nhw1, keys):
     del keys  # deterministic

@@ -8,7 +8,7 @@ import pathlib
 
 import jax.numpy as jnp
 
-from colorjax import (color, data, distributed, evaluator, losses, program, report,
+from colorjax import (color, data, distributed, evaluator, losses, precision, program, report,
                       supervised, train)
 from colorjax.errors import UsageError
 from colorjax.models.unet import UNet
@@ -25,6 +25,7 @@ TASKS = {  # name -> (output channels, loss, (L, output) -> ab in Lab units, des
 
 def check(config):
   supervised.check_stage(config)
+  precision.compute_dtype(config)
   unknown = [t for t in config.tasks if t not in TASKS]
   if unknown or not config.tasks:
     raise UsageError(f"--config.tasks={','.join(config.tasks)}: choose from "
@@ -38,7 +39,7 @@ def check(config):
 
 
 def _model(config, task) -> UNet:
-  return UNet(TASKS[task][0], dropout=config.dropout)
+  return UNet(TASKS[task][0], dropout=config.dropout, dtype=precision.compute_dtype(config))
 
 
 def main(config, workdir):

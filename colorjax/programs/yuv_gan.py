@@ -9,14 +9,15 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from colorjax import (color, data, distributed, evaluate, evaluator, losses, program, report,
-                      stats, supervised, train)
+from colorjax import (color, data, distributed, evaluate, evaluator, losses, precision,
+                      program, report, stats, supervised, train)
 from colorjax.errors import UsageError
 from colorjax.models.yuv_gan import LAYOUTS, Discriminator, Generator
 
 
 def check(config):
   supervised.check_stage(config)
+  precision.compute_dtype(config)
   if config.adversarial not in losses.ADVERSARIAL:
     raise UsageError(f'--config.adversarial={config.adversarial!r}: use one of '
                      f"{', '.join(sorted(losses.ADVERSARIAL))}")
@@ -100,8 +101,9 @@ def gan_train_step(critic_loss_fn, generator_loss_fn, critic_tx, generator_tx,
 
 def _networks(config):
   layout = LAYOUTS[config.get('networks', 'writeup')]  # runs from before the field: writeup
-  return (Generator(noise_layers=config.noise_layers, layout=layout),
-          Discriminator(batch_norm=config.discriminator_batch_norm, layout=layout))
+  dtype = precision.compute_dtype(config)
+  return (Generator(noise_layers=config.noise_layers, layout=layout, dtype=dtype),
+          Discriminator(batch_norm=config.discriminator_batch_norm, layout=layout, dtype=dtype))
 
 
 def _optimizer(config, field):

@@ -13,8 +13,8 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from colorjax import (color, data, distributed, evaluator, losses, program, quantize, report,
-                      supervised, train)
+from colorjax import (color, data, distributed, evaluator, losses, precision, program, quantize,
+                      report, supervised, train)
 from colorjax.errors import UsageError
 from colorjax.models.zhang import ZhangNet
 
@@ -65,7 +65,8 @@ def _bins(config, workdir):
 
 
 def _network(config, bins) -> ZhangNet:
-  return ZhangNet(len(bins) if config.head == 'softmax' else 2, config.width)
+  return ZhangNet(len(bins) if config.head == 'softmax' else 2, config.width,
+                  precision.compute_dtype(config))
 
 
 def decode_ab(output, bins, temperature):
@@ -76,6 +77,7 @@ def decode_ab(output, bins, temperature):
 
 def check(config):
   supervised.check_stage(config)
+  precision.compute_dtype(config)
   if config.head not in ('softmax', 'regression'):
     raise UsageError(f"--config.head={config.head!r}: use 'softmax' or 'regression'")
   if config.data.crop % 8:
