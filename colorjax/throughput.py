@@ -5,6 +5,9 @@ accelerators, for the benchmark's MFU."""
 import contextlib
 import time
 
+# The figures Meter.read adds to each metrics row: wall-clock, so no two runs share them.
+FIELDS = ('steps_per_second', 'step_time_ms', 'images_per_second', 'tflops_per_second')
+
 # Dense bf16 peak TFLOP/s of one device, by a part of jax's device_kind (NVIDIA's datasheets,
 # SXM, without structured sparsity). A run in float32 cannot reach these.
 PEAK_TFLOPS = (('H100', 989.0), ('H200', 989.0), ('A100', 312.0))

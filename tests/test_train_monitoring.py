@@ -173,8 +173,8 @@ def test_a_killed_evaluating_run_resumes_to_the_same_rows_and_best(tmp_path):
   for a, b in zip(jax.tree.leaves(unbroken), jax.tree.leaves(resumed)):
     assert np.array_equal(np.asarray(a), np.asarray(b))
   for name in ('metrics.jsonl', train.EVAL_FILE):
-    drop = ('steps_per_second', 'step_time_ms', 'images_per_second')
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in throughput.FIELDS}
+                          for r in rows]
     assert strip(_rows(tmp_path / 'resumed' / name)) == strip(_rows(tmp_path / 'unbroken' / name))
   steps = [train.Checkpoints(tmp_path / run, None, folder=train.BEST_FOLDER) for run in
            ('unbroken', 'resumed')]
