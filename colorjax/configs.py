@@ -36,14 +36,35 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
   return config
 
 
+def optimizer(name, learning_rate, *, schedule='constant', drops=(), warmup_steps=0,
+              decay_steps=0, end_factor=0.0, accumulate_steps=1, **settings):
+  """An optimizer block (train.make_optimizer): optax's `name` with `learning_rate` and any
+  other `settings` of it; the rate's schedule, counted in optimizer updates: 'constant',
+  'steps' (x factor from each (update, factor) of `drops` on) or 'warmup_cosine' (linear
+  from 0 over warmup_steps, cosine down to end_factor x the rate at decay_steps); and
+  `accumulate_steps` micro-batches averaged into each update (optax.MultiSteps)."""
+  return ml_collections.ConfigDict(dict(
+      name=name, learning_rate=learning_rate, schedule=schedule, drops=tuple(drops),
+      warmup_steps=warmup_steps, decay_steps=decay_steps, end_factor=end_factor,
+      accumulate_steps=accumulate_steps, **settings))
+
+
 def schedule(config, *, num_steps=0, epochs=None, log_every=100, checkpoint_every=1000,
-             max_to_keep=2, eval_batches=100, report_images=6):
+             max_to_keep=2, eval_batches=100, report_images=6, eval_every=0,
+             eval_every_batches=4, best_metric='', best_mode='max', keep_period=0):
   """The length, logging, checkpoint and evaluation fields of a training stage (what
   supervised.fit_network and train.fit read); `epochs` (> 0), for programs that count in
-  epochs, overrides `num_steps`."""
+  epochs, overrides `num_steps`. Steps count batches (micro-batches when the optimizer
+  accumulates). eval_every > 0 evaluates the state on `eval_every_batches` eval batches
+  every that many steps (metrics in eval_metrics.jsonl and TensorBoard); best_metric (e.g.
+  'psnr', best_mode 'max') keeps the best state in checkpoints_best/; keep_period keeps
+  every checkpoint at its multiples; profile_steps 'FIRST,LAST' traces those steps."""
   config.update(dict(num_steps=num_steps, log_every=log_every,
                      checkpoint_every=checkpoint_every, max_to_keep=max_to_keep,
-                     eval_batches=eval_batches, report_images=report_images))
+                     eval_batches=eval_batches, report_images=report_images,
+                     eval_every=eval_every, eval_every_batches=eval_every_batches,
+                     best_metric=best_metric, best_mode=best_mode, keep_period=keep_period,
+                     profile_steps=()))
   if epochs is not None:
     config.epochs = epochs
   return config
@@ -211,10 +232,10 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str]
   return config
 
 
-# Fields that only change what a finished run evaluates or how long it trains: a run may be
-# resumed or re-evaluated with new values (any block's field of that name).
+# Fields that only change what a finished run evaluates, how long it trains or which steps it
+# traces: a run may be resumed or re-evaluated with new values (any block's field of that name).
 MAY_CHANGE = ('num_steps', 'epochs', 'eval_batches', 'eval_batch_size', 'report_images',
-              'temperatures', 'temperature')
+              'temperatures', 'temperature', 'profile_steps')
 
 
 def _leaves(tree: dict, prefix=''):

@@ -60,13 +60,13 @@ def over_batches(evaluator, batches, num_batches, mesh, report_images,
 
 
 def evaluate_on_source(stage, evaluator, summarize=evaluate.summarize,
-                       source=None) -> Evaluation:
+                       source=None, max_batches=None) -> Evaluation:
   """`evaluator` (as over_batches takes it) over the eval split of `stage.data` (or the
-  eval `source` loaded before training, where its mistakes belong), at most
-  `stage.eval_batches` batches."""
+  eval `source` loaded before training, where its mistakes belong), at most `max_batches`
+  (default `stage.eval_batches`) batches."""
   source = source or data.load_source(stage.data, 'eval')
-  num_batches = min(stage.eval_batches, data.num_eval_batches(source.num_examples,
-                                                              stage.data.eval_batch_size))
+  num_batches = min(max_batches or stage.eval_batches,
+                    data.num_eval_batches(source.num_examples, stage.data.eval_batch_size))
   return over_batches(evaluator, data.eval_batches(source, stage.data, num_batches),
                       num_batches, train.data_mesh(), stage.report_images, summarize, source)
 
@@ -78,17 +78,45 @@ def evaluate_colorizers(stage, predictors, source=None, **options) -> Evaluation
                             source=source)
 
 
+def in_training(stage, trained, source=None, *, samples=1, seed=0):
+  """fit's `evaluate` when `stage.eval_every` > 0 (else None): the training state's
+  colorizations of the first `stage.eval_every_batches` eval batches, scored as the final
+  evaluation scores them (colorization_evaluator) -> (metrics, the panels of the first
+  report_images images as one grid image). `trained` is the program's colorizer (its
+  predictor and the variables of a state); it compiles once, for every evaluation."""
+  if not stage.get('eval_every', 0):
+    return None
+  source = source or data.load_source(stage.data, 'eval')
+  score = colorization_scorer({'network': trained.predict_ab}, samples=samples, seed=seed)
+
+  def evaluate_state(state):
+    variables = {'network': trained.variables(state)}
+    evaluation = evaluate_on_source(stage, lambda batch, index: score(variables, batch, index),
+                                    source=source, max_batches=stage.eval_every_batches)
+    grid = [np.concatenate(list(row), axis=1) for row in evaluation.grid]
+    return evaluation.metrics['network'], np.concatenate(grid, axis=0) if grid else None
+
+  return evaluate_state
+
+
 def colorization_evaluator(predictors: dict[str, tuple[Predictor, object]], *, samples=1,
                            seed=0):
-  """A batch evaluator for over_batches that scores each named (predictor, variables) pair.
-
-  Returns jitted (batch, batch index) -> ({name: evaluate.image_sums}, panels [gray input, each
-  predictor's colorization (all `samples` of it), truth]). With samples > 1 (a network that
-  samples), the metrics are those of the first sample and 'diversity' compares them all;
-  sample s of eval image i draws its noise from (seed, i, s). The rebalanced AuC counts each
-  true colour's step-10 ab grid cell (quantize.grid_cell) as a class.
-  """
+  """A batch evaluator for over_batches that scores each named (predictor, variables) pair:
+  colorization_scorer with the variables bound."""
+  score = colorization_scorer({name: p for name, (p, _) in predictors.items()},
+                              samples=samples, seed=seed)
   variables = {name: v for name, (_, v) in predictors.items()}
+  return lambda batch, batch_index: score(variables, batch, batch_index)
+
+
+def colorization_scorer(predictors: dict[str, Predictor], *, samples=1, seed=0):
+  """Jitted ({name: variables}, batch, batch index) -> ({name: evaluate.image_sums}, panels
+  [gray input, each predictor's colorization (all `samples` of it), truth]). With samples > 1
+  (a network that samples), the metrics are those of the first sample and 'diversity'
+  compares them all; sample s of eval image i draws its noise from (seed, i, s). The
+  rebalanced AuC counts each true colour's step-10 ab grid cell (quantize.grid_cell) as a
+  class.
+  """
 
   def evaluate_batch(variables, batch, batch_index):
     size = batch['rgb'].shape[0]
@@ -98,7 +126,7 @@ def colorization_evaluator(predictors: dict[str, tuple[Predictor, object]], *, s
     pixel_class = quantize.grid_cell(ab_true)
     keys = sample_keys(seed, batch_index * size + jnp.arange(size), samples)
     sums, columns = {}, [evaluate.gray_panel(lab)]
-    for name, (predict_ab, _) in predictors.items():
+    for name, predict_ab in predictors.items():
       ab_small = jax.vmap(lambda k: predict_ab(variables[name], lightness, k))(keys)
       rgb = color.colorized_uint8(jnp.broadcast_to(lightness, (samples, *lightness.shape)),
                                   ab_small).astype(jnp.float32) / 255.0
@@ -110,8 +138,7 @@ def colorization_evaluator(predictors: dict[str, tuple[Predictor, object]], *, s
       columns += list(rgb)
     return sums, jnp.stack([*columns, rgb_true], axis=1)
 
-  jitted = jax.jit(evaluate_batch)
-  return lambda batch, batch_index: jitted(variables, batch, batch_index)
+  return jax.jit(evaluate_batch)
 
 
 def paired_differences(per_image: dict, pairs) -> dict:

@@ -159,6 +159,28 @@ def save_curves(path, panels, ylabel, log_y=True, panel_inches=3.2):
   fig.savefig(path, dpi=100)
 
 
+# The held-out metrics an eval curve plots: (panel title, key of evaluate.summarize).
+EVAL_CURVES = (('PSNR (dB)', 'psnr'), ('AuC rebalanced', 'auc_rebalanced'),
+               ('ab-std ratio', 'ab_std_ratio'))
+
+
+def eval_curve_sections(workdir, histories: dict, name='eval_curves.png') -> list[str]:
+  """Report sections with the held-out metrics evaluated while training ({label: the rows of
+  a run's eval_metrics.jsonl}), one panel per metric of EVAL_CURVES; none when no run
+  evaluated while training."""
+  histories = {label: rows for label, rows in histories.items() if rows}
+  if not histories:
+    return []
+  save_curves(pathlib.Path(workdir) / name, {
+      title: [([r['step'] for r in rows], [r[key] for r in rows], label)
+              for label, rows in histories.items()] for title, key in EVAL_CURVES},
+      ylabel='held-out metric', log_y=False)
+  return ['## Held-out metrics during training',
+          'The state after every `eval_every` steps, scored on the first '
+          '`eval_every_batches` batches of the eval split (eval_metrics.jsonl); the tables '
+          'above score the final state on `eval_batches` batches.', f'![eval curves]({name})']
+
+
 def write_report(workdir, title, sections, name='report.md') -> pathlib.Path:
   path = pathlib.Path(workdir) / name
   path.write_text(f'# {title}\n\n' + '\n\n'.join(sections) + '\n')

@@ -10,7 +10,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from colorjax import data, train
+from colorjax import data, evaluator, train
 from colorjax.errors import UsageError
 
 
@@ -18,8 +18,12 @@ def check_stage(stage, prefix=''):
   """A stage's mistakes, found before anything trains: its data block, its schedule and its
   evaluation. `prefix` names the stage in messages ('colorizer.')."""
   data.check(stage.data, jax.device_count())
-  train.check_schedule(1 if stage.get('epochs', 0) > 0 else stage.num_steps, 1,
-                       stage.checkpoint_every, stage.log_every)
+  # With epochs the length is known once the source is loaded (fit checks it again).
+  train.check_schedule(2**62 if stage.get('epochs', 0) > 0 else stage.num_steps, 1,
+                       **train.loop_options(stage))
+  if stage.get('eval_every', 0) and stage.eval_every_batches < 1:
+    raise UsageError(f'--config.{prefix}eval_every_batches={stage.eval_every_batches} must be '
+                     'at least 1')
   if stage.eval_batches < 1:
     raise UsageError(f'--config.{prefix}eval_batches={stage.eval_batches} must be at least 1 '
                      '(a report needs images to score)')
@@ -42,10 +46,12 @@ def initial_state(stage, model) -> train.TrainState:
 
 
 def fit_network(stage, workdir, model, loss_fn, *, source=None, init=None,
-                description='train') -> train.TrainState:
+                description='train', trained=None, eval_source=None) -> train.TrainState:
   """Data-parallel training of `model` (input: L, one channel) on loss_fn, resumable in
   `workdir`. `init(state)` may change the fresh state before training (e.g. load a
-  pretrained encoder); a resumed run restores its checkpoint instead."""
+  pretrained encoder); a resumed run restores its checkpoint instead. With `trained` (the
+  program's colorizer of this network) and `stage.eval_every`, the state is evaluated on
+  the eval split (`eval_source`) while it trains (evaluator.in_training)."""
   mesh = train.data_mesh()
   source = source or data.load_source(stage.data, 'train')
   tx = train.make_optimizer(stage.optimizer)
@@ -55,10 +61,12 @@ def fit_network(stage, workdir, model, loss_fn, *, source=None, init=None,
   step = train.shard_train_step(train.make_train_step(loss_fn, tx), mesh)
   advance = train.advance_with_batches(step, lambda start: data.prefetch_to_device(
       data.train_batches(source, stage.data, start), mesh))
+  evaluate = evaluator.in_training(stage, trained, eval_source) if trained else None
   return train.fit(workdir=workdir, state=train.replicate(state, mesh), advance=advance,
-                   num_steps=num_steps(stage, source), checkpoint_every=stage.checkpoint_every,
-                   log_every=stage.log_every, max_to_keep=stage.max_to_keep,
-                   description=description)
+                   num_steps=num_steps(stage, source), description=description,
+                   images_per_step=stage.data.batch_size, evaluate=evaluate,
+                   learning_rates={'learning_rate': train.learning_rate_at(stage.optimizer)},
+                   **train.loop_options(stage))
 
 
 def variables(state: train.TrainState) -> dict:

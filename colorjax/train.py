@@ -27,7 +27,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm import tqdm
 
-from colorjax import distributed
+from colorjax import distributed, tensorboard, throughput
 from colorjax.errors import UsageError
 
 
@@ -45,23 +45,73 @@ class Diverged(RuntimeError):
   checkpoint was written."""
 
 
-def learning_rate_schedule(learning_rate: float, drops=()):
-  """A constant learning rate, multiplied by each (step, factor) of `drops` from that step
-  on: Zhang et al.'s x0.1 at 225k is ((225_000, 0.1),)."""
+SCHEDULES = ('constant', 'steps', 'warmup_cosine')
+# The optimizer block's fields that colorjax reads itself; the others go to the optax factory.
+SCHEDULE_FIELDS = ('schedule', 'drops', 'warmup_steps', 'decay_steps', 'end_factor',
+                   'accumulate_steps')
+
+
+def learning_rate_schedule(optimizer_config, field='optimizer'):
+  """The learning rate optax takes, as a function of the optimizer-update count.
+
+  'constant' (and 'steps' without drops) is a float, so a constant rate keeps the optimizer
+  state runs have always saved (a schedule adds a count to it); 'steps' multiplies the rate by
+  each (update, factor) of `drops` from that update on (Zhang et al.'s x0.1 at 225k is
+  ((225_000, 0.1),)); 'warmup_cosine' rises linearly from 0 over `warmup_steps`, then decays
+  along a cosine to `end_factor` x the rate at `decay_steps` (warmup included).
+  A config without `schedule` (a run from before the field) means 'steps' when it has drops."""
+  rate, drops = optimizer_config['learning_rate'], tuple(optimizer_config.get('drops', ()))
+  name = optimizer_config.get('schedule', 'steps' if drops else 'constant')
+  if name not in SCHEDULES:
+    raise UsageError(f"--config.{field}.schedule={name!r} names no schedule: use one of "
+                     f"{', '.join(SCHEDULES)}")
+  if drops and name != 'steps':
+    raise UsageError(f"--config.{field}.drops={drops} applies to schedule 'steps' only: set "
+                     f"--config.{field}.schedule=steps or --config.{field}.drops=''")
+  if name == 'warmup_cosine':
+    warmup, decay = optimizer_config['warmup_steps'], optimizer_config['decay_steps']
+    end = optimizer_config.get('end_factor', 0.0)
+    if not 0 <= warmup < decay or not 0.0 <= end <= 1.0:
+      raise UsageError(f'--config.{field}: warmup_cosine needs 0 <= warmup_steps < '
+                       f'decay_steps and end_factor in [0, 1] (got {warmup}, {decay}, {end})')
+    return optax.warmup_cosine_decay_schedule(0.0, rate, warmup, decay, rate * end)
   if not drops:
-    return learning_rate
-  return optax.piecewise_constant_schedule(learning_rate, {int(s): f for s, f in drops})
+    return rate
+  if any(int(s) < 1 or not f > 0 for s, f in drops):
+    raise UsageError(f'--config.{field}.drops={drops}: give (update, factor) pairs with '
+                     'update >= 1 and factor > 0')
+  return optax.piecewise_constant_schedule(rate, {int(s): f for s, f in drops})
+
+
+def accumulate_steps(optimizer_config, field='optimizer') -> int:
+  """Micro-batches whose mean gradient makes one optimizer update (1: every batch updates)."""
+  k = optimizer_config.get('accumulate_steps', 1)
+  if not isinstance(k, int) or k < 1:
+    raise UsageError(f'--config.{field}.accumulate_steps={k} must be a whole number >= 1')
+  return k
+
+
+def learning_rate_at(optimizer_config, field='optimizer') -> Callable[[np.ndarray], np.ndarray]:
+  """Training steps (micro-batches) -> the learning rate their update uses, for the logs:
+  the schedule counts updates, one every accumulate_steps steps."""
+  schedule = learning_rate_schedule(optimizer_config, field)
+  k = accumulate_steps(optimizer_config, field)
+  if not callable(schedule):
+    return lambda steps: np.full(np.shape(steps), schedule, np.float64)
+  return lambda steps: np.asarray(schedule(np.asarray(steps) // k), np.float64)
 
 
 def make_optimizer(optimizer_config, field='optimizer') -> optax.GradientTransformation:
-  """`{name: 'adam', learning_rate: 1e-3, ...}` -> optax.adam(learning_rate=1e-3, ...);
-  `drops` ((step, factor), ...) lowers the learning rate (learning_rate_schedule); `field` is
-  where the config holds it, for the error messages."""
-  kwargs = dict(optimizer_config)
+  """`{name: 'adam', learning_rate: 1e-3, ...}` -> optax.adam(learning_rate=1e-3, ...), with
+  the rate of learning_rate_schedule; `accumulate_steps` k > 1 wraps it in optax.MultiSteps:
+  k calls average their gradients and the k-th applies one update (the others change no
+  parameter), so a batch of k x b fits a device that holds b. `field` is where the config
+  holds it, for the error messages."""
+  kwargs = {k: v for k, v in dict(optimizer_config).items() if k not in SCHEDULE_FIELDS}
   name = kwargs.pop('name')
-  drops = kwargs.pop('drops', ())
   if 'learning_rate' in kwargs:
-    kwargs['learning_rate'] = learning_rate_schedule(kwargs['learning_rate'], drops)
+    kwargs['learning_rate'] = learning_rate_schedule(optimizer_config, field)
+  k = accumulate_steps(optimizer_config, field)
   factory = getattr(optax, name, None)
   if not callable(factory):
     raise UsageError(f"unknown optimizer '{name}': use an optax optimizer name such as "
@@ -69,11 +119,13 @@ def make_optimizer(optimizer_config, field='optimizer') -> optax.GradientTransfo
   try:
     if 'weight_decay' in kwargs and 'weight_decay' not in inspect.signature(factory).parameters:
       # PyTorch's coupled weight decay (SGD's weight_decay): wd * params added to the gradient.
-      return optax.chain(optax.add_decayed_weights(kwargs.pop('weight_decay')), factory(**kwargs))
-    return factory(**kwargs)
+      tx = optax.chain(optax.add_decayed_weights(kwargs.pop('weight_decay')), factory(**kwargs))
+    else:
+      tx = factory(**kwargs)
   except TypeError as e:
     raise UsageError(f"optimizer '{name}' rejects its settings ({e}); "
                      f'fix the fields under --config.{field}') from None
+  return optax.MultiSteps(tx, every_k_schedule=k).gradient_transformation() if k > 1 else tx
 
 
 def init_state(model, tx, key, sample_input) -> TrainState:
@@ -124,22 +176,27 @@ def init_network(model, tx, key, *sample_inputs) -> Network:
                  batch_stats=variables.get('batch_stats', {}))
 
 
-def advance_with_batches(train_step, batches_from: Callable):
-  """An `advance` for fit() that feeds `train_step` from a data pipeline.
+class advance_with_batches:
+  """An `advance` for fit() that feeds the jitted `train_step` from a data pipeline.
 
   `batches_from(start_step)` returns an iterator of (global) batches beginning with batch
   `start_step`; it is called once, at the first step this process runs, so a resumed run
-  continues with exactly the batches an unbroken run would have seen.
+  continues with exactly the batches an unbroken run would have seen. From then on
+  `flops_per_step` holds XLA's estimate of one step (throughput.step_flops), which fit turns
+  into TFLOP/s.
   """
-  batches = None
 
-  def advance(state, step):
-    nonlocal batches
-    if batches is None:
-      batches = batches_from(step)
-    return train_step(state, next(batches))
+  def __init__(self, train_step, batches_from: Callable):
+    self.train_step, self.batches_from = train_step, batches_from
+    self.batches, self.flops_per_step = None, None
 
-  return advance
+  def __call__(self, state, step):
+    if self.batches is None:
+      self.batches = self.batches_from(step)
+      batch = next(self.batches)
+      self.flops_per_step = throughput.step_flops(self.train_step, state, batch)
+      return self.train_step(state, batch)
+    return self.train_step(state, next(self.batches))
 
 
 def data_mesh(devices=None) -> Mesh:
@@ -183,8 +240,10 @@ def _losses(row) -> dict:
 
 
 class MetricsLog:
-  """metrics.jsonl, one line per step, written by process 0. On resume, lines past the
-  checkpoint are dropped, so the file always describes the parameters that exist."""
+  """metrics.jsonl (one line per step) or eval_metrics.jsonl (one per evaluation), written by
+  process 0. On resume, lines from `resume_step` on are dropped, so the file always
+  describes the parameters that exist (an eval row's step counts the updates before it, so
+  an evaluation of the checkpoint's own state is kept with `resume_step` one past it)."""
 
   def __init__(self, path: pathlib.Path, resume_step: int):
     self.path = path if distributed.is_main() else None
@@ -204,8 +263,14 @@ class MetricsLog:
         f.write(json.dumps(row) + '\n')
 
 
-def read_metrics(workdir) -> list[dict]:
-  path = pathlib.Path(workdir) / 'metrics.jsonl'
+EVAL_FILE = 'eval_metrics.jsonl'
+
+
+def read_metrics(workdir, name='metrics.jsonl') -> list[dict]:
+  """The rows of a workdir's metrics.jsonl (or of EVAL_FILE: [] when it never evaluated)."""
+  path = pathlib.Path(workdir) / name
+  if name == EVAL_FILE and not path.exists():
+    return []
   return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
@@ -239,14 +304,27 @@ def saved_steps(workdir) -> list[int]:
   return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit()), reverse=True)
 
 
+BEST_FOLDER = 'checkpoints_best'
+
+
 class Checkpoints:
   """Orbax CheckpointManager in <workdir>/checkpoints; saves are atomic (written to a
-  temporary folder and renamed), so a kill mid-save leaves the last good checkpoint."""
+  temporary folder and renamed), so a kill mid-save leaves the last good checkpoint.
 
-  def __init__(self, workdir: pathlib.Path, max_to_keep: int):
+  `keep_period` keeps every checkpoint at a multiple of it besides the `max_to_keep` newest
+  (milestones). With `best_metric`, Orbax keeps the `max_to_keep` best by the metrics each
+  save carries (`best_mode` 'max' or 'min'), not the newest: so the best live in a folder of
+  their own (BEST_FOLDER), and resuming always reads the newest from checkpoints/."""
+
+  def __init__(self, workdir: pathlib.Path, max_to_keep: int | None, *,
+               folder='checkpoints', keep_period=0, best_metric='', best_mode='max'):
     self.manager = ocp.CheckpointManager(
-        (workdir / 'checkpoints').absolute(), item_handlers=ocp.StandardCheckpointHandler(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        (pathlib.Path(workdir) / folder).absolute(),
+        item_handlers=ocp.StandardCheckpointHandler(),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=True, keep_period=keep_period or None,
+            best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
+            best_mode=best_mode))
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -298,16 +376,37 @@ class Checkpoints:
                 f"{saved.get(path, 'absent')} saved")
     return None
 
-  def save(self, step: int, state):
-    self.manager.save(step, args=ocp.args.StandardSave(state))
+  def save(self, step: int, state, metrics: dict | None = None):
+    self.manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics)
+
+  def drop_after(self, step: int):
+    """Delete the checkpoints past `step`: a killed run's, which its resumed run saves again
+    (and, for the best, scores the same: its evaluations repeat exactly)."""
+    for saved in self.manager.all_steps():
+      if saved > step:
+        self.manager.delete(saved)
 
   def close(self):
     self.manager.wait_until_finished()
     self.manager.close()
 
 
-def check_schedule(num_steps, steps_per_call, checkpoint_every, log_every):
+# What fit takes from a stage config besides num_steps (configs.schedule), with the value a
+# config from before a field means.
+LOOP_DEFAULTS = dict(checkpoint_every=1000, log_every=100, max_to_keep=2, eval_every=0,
+                     best_metric='', best_mode='max', keep_period=0, profile_steps=())
+
+
+def loop_options(config) -> dict:
+  """The keywords fit takes from a stage config (LOOP_DEFAULTS where it lacks one)."""
+  return {name: config.get(name, default) for name, default in LOOP_DEFAULTS.items()}
+
+
+def check_schedule(num_steps, steps_per_call, *, checkpoint_every, log_every, max_to_keep=2,
+                   eval_every=0, best_metric='', best_mode='max', keep_period=0,
+                   profile_steps=()):
   """The loop's counts, checked before anything trains."""
+  del max_to_keep  # Orbax's to judge
   if steps_per_call < 1:
     raise UsageError(f'--config.steps_per_call={steps_per_call} must be at least 1')
   for name, value in (('num_steps', num_steps), ('checkpoint_every', checkpoint_every),
@@ -315,20 +414,77 @@ def check_schedule(num_steps, steps_per_call, checkpoint_every, log_every):
     if value <= 0 or value % steps_per_call:
       raise UsageError(f'--config.{name}={value} must be a positive multiple of '
                        f'steps_per_call={steps_per_call}')
+  if eval_every < 0 or eval_every % steps_per_call:
+    raise UsageError(f'--config.eval_every={eval_every} must be 0 (off) or a positive '
+                     f'multiple of steps_per_call={steps_per_call}')
+  if keep_period < 0 or keep_period % checkpoint_every:
+    raise UsageError(f'--config.keep_period={keep_period} must be 0 (off) or a multiple of '
+                     f'checkpoint_every={checkpoint_every} (milestones are checkpoints kept)')
+  if best_metric and not eval_every:
+    raise UsageError(f'--config.best_metric={best_metric} needs evaluations: set '
+                     '--config.eval_every to a number of steps')
+  if best_mode not in ('max', 'min'):
+    raise UsageError(f"--config.best_mode={best_mode!r}: use 'max' or 'min'")
+  if profile_steps and not (len(profile_steps) == 2 and 0 <= profile_steps[0] <= profile_steps[1]
+                            < num_steps):
+    raise UsageError(f'--config.profile_steps={profile_steps}: give FIRST,LAST steps with 0 <= '
+                     f'FIRST <= LAST < num_steps={num_steps}, or leave it empty')
+
+
+class _Trace:
+  """A jax.profiler trace of the calls that run steps FIRST..LAST (profile_steps) into
+  <workdir>/profile (TensorBoard's profile plugin and Perfetto read it)."""
+
+  def __init__(self, folder: pathlib.Path, profile_steps):
+    self.folder, self.steps, self.on = folder, tuple(profile_steps), False
+
+  def before(self, step: int, end: int):
+    if self.steps and not self.on and step <= self.steps[0] < end:
+      jax.profiler.start_trace(str(self.folder))
+      self.on = True
+
+  def after(self, end: int, state):
+    if self.on and end > self.steps[1]:
+      jax.block_until_ready(state)  # the traced steps' device work belongs in the trace
+      self.stop()
+
+  def stop(self):
+    if self.on:
+      jax.profiler.stop_trace()
+      self.on = False
 
 
 def fit(*, workdir, state, advance: Callable, num_steps: int,
         steps_per_call: int = 1, checkpoint_every: int = 1000, log_every: int = 100,
-        max_to_keep: int = 2, description: str = 'train'):
+        max_to_keep: int = 2, description: str = 'train', images_per_step: int = 0,
+        flops_per_step: float | None = None, learning_rates: dict | None = None,
+        evaluate: Callable | None = None, eval_every: int = 0, best_metric: str = '',
+        best_mode: str = 'max', keep_period: int = 0, profile_steps=()):
   """Run `advance(state, step) -> (state, metrics)` until `num_steps`, resumably.
 
   `state` is the freshly initialized state; it is replaced by the latest checkpoint when one
-  exists. Metrics are fetched from the device only every `log_every` steps and before each
-  checkpoint, so the loop dispatches steps without waiting on the host.
+  exists. Metrics are fetched from the device only every `log_every` steps, before each
+  checkpoint and before each evaluation, so the loop dispatches steps without waiting on the
+  host. Each row of metrics.jsonl also carries the learning rates ({name: steps -> rate},
+  learning_rate_at) and the throughput since the previous flush (throughput.Meter:
+  `images_per_step` is the global batch; `flops_per_step`, or advance's own, gives TFLOP/s).
+
+  With `evaluate(state) -> (metrics {name: float}, image (H, W, 3) or None)` and
+  `eval_every`, the state after every eval_every steps (and the last) is evaluated into
+  EVAL_FILE and TensorBoard (its time is left out of the throughput); `best_metric` keeps
+  the best state in BEST_FOLDER. An evaluation reads the state and changes nothing, so a run
+  that evaluates ends with the same parameters as one that does not. Scalars and eval
+  images go to <workdir>/tensorboard; `profile_steps` (FIRST, LAST) traces those steps.
   """
-  check_schedule(num_steps, steps_per_call, checkpoint_every, log_every)
+  check_schedule(num_steps, steps_per_call, checkpoint_every=checkpoint_every,
+                 log_every=log_every, eval_every=eval_every if evaluate else 0,
+                 best_metric=best_metric if evaluate else '', best_mode=best_mode,
+                 keep_period=keep_period, profile_steps=profile_steps)
   workdir = pathlib.Path(workdir)
-  checkpoints = Checkpoints(workdir, max_to_keep)
+  checkpoints = Checkpoints(workdir, max_to_keep, keep_period=keep_period)
+  best = (Checkpoints(workdir, 1, folder=BEST_FOLDER, best_metric=best_metric,
+                      best_mode=best_mode) if evaluate and best_metric else None)
+  board, trace = None, _Trace(workdir / 'profile', profile_steps)
   try:
     state, start = checkpoints.restore_newest_readable(state, set_aside=True)
     start = start or 0
@@ -336,7 +492,12 @@ def fit(*, workdir, state, advance: Callable, num_steps: int,
       if distributed.is_main():
         tqdm.write(f'{description}: already trained to step {start}, nothing to do')
       return state
+    if best is not None:
+      best.drop_after(start)
     log = MetricsLog(workdir / 'metrics.jsonl', start)
+    eval_log = MetricsLog(workdir / EVAL_FILE, start + 1) if evaluate else None
+    board = tensorboard.Writer(workdir, start)
+    meter = throughput.Meter(images_per_step)
     pending = []
     with tqdm(total=num_steps, initial=start, desc=description, unit='step',
               dynamic_ncols=True, disable=not distributed.is_main()) as bar:
@@ -361,19 +522,49 @@ def fit(*, workdir, state, advance: Callable, num_steps: int,
                   if last is not None else 'no checkpoint had been written yet')
           raise Diverged(f'{what}; {kept}. Lower the learning rate or check the data, then '
                          'run again.')
+        figures = meter.read(flops_per_step or getattr(advance, 'flops_per_step', None))
+        steps = np.asarray([r['step'] for r in rows])
+        rates = {name: rate(steps) for name, rate in (learning_rates or {}).items()}
+        for i, row in enumerate(rows):
+          row.update({name: float(r[i]) for name, r in rates.items()}, **figures)
         log.write(rows)
+        board.scalars(rows, 'train')
         bar.set_postfix({k: f'{np.mean(v):.4g}' for k, v in _losses(rows[-1]).items()})
         bar.update(end_step - bar.n)
 
+      def evaluate_at(end_step) -> dict:
+        with meter.excluded():
+          metrics, image = evaluate(state)
+        if best is not None and best_metric not in metrics:
+          raise UsageError(f'--config.best_metric={best_metric} is not a metric of this '
+                           f"evaluation: choose one of {', '.join(metrics)}")
+        eval_log.write([{'step': end_step, **metrics}])
+        board.scalars([{'step': end_step, **metrics}], 'eval')
+        if image is not None:
+          board.image('eval/samples', image, end_step)
+        return metrics
+
       for step in range(start, num_steps, steps_per_call):
+        trace.before(step, step + steps_per_call)
         state, metrics = advance(state, step)
+        meter.called(steps_per_call)
         pending.append((step, metrics))
         end = step + steps_per_call
+        trace.after(end, state)
         must_save = end % checkpoint_every == 0 or end == num_steps
-        if must_save or end % log_every == 0:
+        must_eval = bool(evaluate and eval_every) and (end % eval_every == 0 or end == num_steps)
+        if must_save or must_eval or end % log_every == 0:
           flush(end)
+        evaluation = evaluate_at(end) if must_eval else None
         if must_save:
           checkpoints.save(end, state)
+        if evaluation is not None and best is not None:
+          best.save(end, state, evaluation)
     return state
   finally:
+    trace.stop()
+    if board is not None:
+      board.close()
     checkpoints.close()
+    if best is not None:
+      best.close()

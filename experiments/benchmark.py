@@ -30,4 +30,7 @@ def get_config():
   config.gan_size = 64                    # 0 skips the GAN
   config.gan_batch_size = 64
   config.gan_steps = 3
+  # MFU's peak TFLOP/s per device; 0: the dense bf16 peak of a known device
+  # (throughput.PEAK_TFLOPS: H100/H200 989, A100 312), none on CPU ('-').
+  config.peak_tflops = 0.0
   return config

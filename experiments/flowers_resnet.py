@@ -10,7 +10,7 @@ VARIANTS = ('smoke',)
 def _stage(data, optimizer, epochs):
   stage = ml_collections.ConfigDict()
   stage.data = data
-  stage.optimizer = ml_collections.ConfigDict(optimizer)
+  stage.optimizer = configs.optimizer(**optimizer)
   stage.seed = 0
   return configs.schedule(stage, epochs=epochs, log_every=10, checkpoint_every=500)
 

@@ -2,6 +2,8 @@
 
 import ml_collections
 
+from colorjax import configs
+
 
 def get_config():
   config = ml_collections.ConfigDict()
@@ -13,10 +15,12 @@ def get_config():
   config.seeds = (0, 1, 2, 3, 4)
   config.channels = 6
   config.compute_dtype = 'float32'  # float32 | bfloat16: mixed precision (colorjax/precision.py)
-  config.optimizer = ml_collections.ConfigDict({'name': 'adam', 'learning_rate': 1e-3})
+  config.optimizer = configs.optimizer('adam', 1e-3)
   config.num_steps = 2000
   config.steps_per_call = 100   # iterations per compiled lax.scan call
   config.log_every = 100
   config.checkpoint_every = 500
   config.max_to_keep = 2
+  config.keep_period = 0        # >0: every checkpoint at a multiple of it is kept too
+  config.profile_steps = ()     # 'FIRST,LAST': a jax.profiler trace of those steps
   return config

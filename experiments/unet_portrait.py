@@ -22,12 +22,13 @@ def get_config(variant=None):
   # 75x75 crops (the full width) for training, centre crops for evaluation.
   config.data = configs.data_config(source='npz:~/data/pfcn_small.npz', crop=75,
                                     batch_size=32, eval_batch_size=32)
-  config.optimizer = ml_collections.ConfigDict(dict(name='adam', learning_rate=1e-3))
+  config.optimizer = configs.optimizer('adam', 1e-3)
   configs.schedule(config, epochs=50, log_every=10, checkpoint_every=500)
   if variant in ('gray2rgb', 'l2ab'):
     config.tasks = (variant,)
   if variant == 'smoke':
     configs.smoke(config, crop=48, num_steps=30)
   if variant == 'bsds300':
-    configs.photos(config, crop=64, num_steps=1000, log_every=50)
+    configs.photos(config, crop=64, num_steps=1000, log_every=50, eval_every=100,
+                   best_metric='psnr')
   return config

@@ -8,14 +8,14 @@ VARIANTS = ('wgan', 'authors', 'wgan_gp', 'smoke')
 
 
 def _adam(learning_rate, b1=0.5, b2=0.999):
-  return ml_collections.ConfigDict(dict(name='adam', learning_rate=learning_rate, b1=b1, b2=b2))
+  return configs.optimizer('adam', learning_rate, b1=b1, b2=b2)
 
 
 def _tf1_rmsprop(learning_rate):
   """TensorFlow 1's RMSPropOptimizer(decay=0.9), which the authors' release trains with: eps
   1e-10 inside the square root, the squared-gradient average starting at 1, no momentum."""
-  return ml_collections.ConfigDict(dict(name='rmsprop', learning_rate=learning_rate, decay=0.9,
-                                        eps=1e-10, eps_in_sqrt=True, initial_scale=1.0))
+  return configs.optimizer('rmsprop', learning_rate, decay=0.9, eps=1e-10, eps_in_sqrt=True,
+                           initial_scale=1.0)
 
 
 def get_config(variant=None):

@@ -27,18 +27,18 @@ def get_config(variant=None):
   # Caffe's solver: weight decay added to the gradient before Adam (train.make_optimizer's
   # coupled path, not AdamW's decoupled one), the rate x0.1 at 225k of 450k steps. The
   # paper's k-means initialization of the weights is not reproduced (Flax's default init).
-  config.optimizer = ml_collections.ConfigDict(dict(
-      name='adam', learning_rate=3e-5, b1=0.9, b2=0.99, weight_decay=1e-3,
-      drops=((225_000, 0.1),)))
+  config.optimizer = configs.optimizer('adam', 3e-5, schedule='steps', drops=((225_000, 0.1),),
+                                       b1=0.9, b2=0.99, weight_decay=1e-3)
   # At most 250 eval batches (10,000 images).
   configs.schedule(config, num_steps=450_000, checkpoint_every=5_000, eval_batches=250)
   if variant in ('smoke', 'bsds300'):
-    config.optimizer.drops = ()
+    config.optimizer.update(schedule='constant', drops=())
   if variant == 'bsds300':
     config.width = 0.125
     config.prior_batches = 50
     config.optimizer.learning_rate = 1e-3
-    configs.photos(config, crop=64, num_steps=2000, log_every=50)
+    configs.photos(config, crop=64, num_steps=2000, log_every=50, eval_every=250,
+                   best_metric='auc_rebalanced')
   if variant == 'smoke':
     config.width = 0.125
     config.prior_batches = 8

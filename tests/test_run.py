@@ -111,7 +111,9 @@ def test_benchmark_writes_its_table(tmp_path):
   assert '| 16x24 | taps |' in report and '| 16x24 | nhwc |' in report
   for record_format in ('array', 'png', 'jpeg'):
     assert f'| 24x24 | 16x16 | {record_format} |' in report
-  assert '| 16x16 | 2 |' in report  # the Zhang step
+  zhang_row = next(line for line in report.splitlines() if line.startswith('| 16x16 | 2 |'))
+  tflops, mfu = zhang_row.strip('| ').split(' | ')[-2:]
+  assert float(tflops) > 0 and mfu == '-'  # XLA counts the FLOPs; no peak known on CPU
   for record_format in ('jpeg', 'png'):  # per core, colorjax against tf.data
     assert f'| 24x24 | 16x16 | {record_format} |' in report.split('per core')[1]
   assert '| 2,000,000 |' in report  # resume cost
@@ -182,9 +184,16 @@ def test_yuv_gan_smoke_writes_report_grid_and_curves(tmp_path):
 def test_unet_portrait_smoke_compares_both_tasks(tmp_path):
   result = _run('--experiment=unet_portrait:smoke', f'--workdir={tmp_path}',
                 '--config.num_steps=10', '--config.checkpoint_every=10',
-                '--config.data.crop=32', '--config.data.batch_size=4')
+                '--config.data.crop=32', '--config.data.batch_size=4',
+                '--config.eval_every=5', '--config.best_metric=psnr')
   assert result.returncode == 0, result.stderr
   report = (tmp_path / 'report.md').read_text()
+  assert '![eval curves](eval_curves.png)' in report  # evaluated while training
+  for task in ('gray2rgb', 'l2ab'):
+    rows = [json.loads(line) for line in (tmp_path / task / 'eval_metrics.jsonl').open()]
+    assert [row['step'] for row in rows] == [5, 10] and all(row['psnr'] > 0 for row in rows)
+    best = max(rows, key=lambda row: row['psnr'])['step']
+    assert [p.name for p in (tmp_path / task / 'checkpoints_best').iterdir()] == [str(best)]
   assert '| gray -> RGB |' in report and '| L -> ab |' in report
   assert '| l2ab − gray2rgb |' in report and 'also the training photos' in report
   for output in ('samples.png', 'loss_curves.png', 'gray2rgb/metrics.jsonl',

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import PIL.Image
 
-from colorjax import color, configs, data, images, losses, precision, quantize, report, train
+from colorjax import (color, configs, data, images, losses, precision, quantize, report,
+                      throughput, train)
 from colorjax.errors import UsageError
 from colorjax.programs import yuv_gan
 from colorjax.models.tiny_cnn import TinyCNN
@@ -50,7 +51,8 @@ def _tiny_cnn_ms(image, taps, config):
 
 
 def _zhang_images_per_second(size, config):
-  """Training step of the softmax Zhang network, one jitted step per batch as fit() runs it.
+  """(images/s, FLOPs) of the training step of the softmax Zhang network, one jitted step
+  per batch as fit() runs it.
   (A lax.scan over this 32M-parameter step did not finish the 64x64 case in 10 minutes on
   XLA:CPU, where separate steps take 2 s each.)"""
   bins = quantize.gamut_bins()
@@ -66,21 +68,32 @@ def _zhang_images_per_second(size, config):
 
 
 def jitted_images_per_second(train_step, state, batch, steps):
-  """Images/s of `steps` separately jitted steps dispatched back to back, as fit() runs
-  them, after one compiling step."""
+  """(images/s, XLA's FLOPs of one step or None) of `steps` separately jitted steps
+  dispatched back to back, as fit() runs them, after one compiling step."""
   step = jax.jit(train_step, donate_argnums=0)
+  flops = throughput.step_flops(step, state, batch)
   state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
   start = time.perf_counter()
   for _ in range(steps):
     state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
-  return steps * batch['rgb'].shape[0] / (time.perf_counter() - start)
+  return steps * batch['rgb'].shape[0] / (time.perf_counter() - start), flops
+
+
+def compute_cells(images_per_second, batch_size, flops, peak) -> list[str]:
+  """[achieved TFLOP/s, MFU] of a step: '-' where XLA gives no FLOPs or the peak is
+  unknown (CPU). MFU is against the peak of every device together."""
+  if flops is None:
+    return ['-', '-']
+  achieved = flops * images_per_second / batch_size / 1e12
+  mfu = f'{100 * achieved / (peak * jax.device_count()):.1f}%' if peak else '-'
+  return [f'{achieved:.3g}', mfu]
 
 
 def _gan_images_per_second(config):
-  """One GAN step (critic and generator updates) of the yuv_gan experiment's default config
-  at `gan_size`, batch `gan_batch_size`."""
+  """(images/s, FLOPs) of one GAN step (critic and generator updates) of the yuv_gan
+  experiment's default config at `gan_size`, batch `gan_batch_size`."""
   gan_config = configs.load_config('yuv_gan')
   size = gan_config.data.crop = config.gan_size
   gan_config.data.batch_size = config.gan_batch_size
@@ -210,6 +223,12 @@ def _per_core_and_resume(config):
   return per_core_rows, resume_rows, tf
 
 
+COMPUTE_HEADER = ['size', 'batch', 'images/s', 'ms/step', 'TFLOP/s', 'MFU']
+MFU_NOTE = ('TFLOP/s: XLA\'s cost analysis of the step (its FLOPs) x steps/s; MFU: that over '
+            'the peak ({peak}; --config.peak_tflops sets it, else the dense bf16 peak of a '
+            'known device: throughput.PEAK_TFLOPS), all devices together.')
+
+
 def main(config, workdir):
   precision.compute_dtype(config)
   unknown = set(config.formulations) - {'taps', 'nhwc'}
@@ -225,21 +244,25 @@ def main(config, workdir):
       print(f'tiny CNN train step, {formulation:4s} {h}x{w}: {ms:.1f} ms/iteration', flush=True)
       rows.append([f'tiny CNN (c={config.channels}) train step', f'{h}x{w}', formulation,
                    f'{ms:.1f}'])
+  device = jax.devices()[0]
+  peak = throughput.peak_tflops(device.device_kind, config.peak_tflops)
   zhang_rows = []
   for size in config.zhang_sizes:
     h, w = _size(size)
-    rate = _zhang_images_per_second((h, w), config)
-    print(f'Zhang et al. train step (width {config.zhang_width}), {h}x{w}: {rate:.2f} images/s',
-          flush=True)
+    rate, flops = _zhang_images_per_second((h, w), config)
+    compute = compute_cells(rate, config.zhang_batch_size, flops, peak)
+    print(f'Zhang et al. train step (width {config.zhang_width}), {h}x{w}: {rate:.2f} images/s, '
+          f'{compute[0]} TFLOP/s, MFU {compute[1]}', flush=True)
     zhang_rows.append([f'{h}x{w}', config.zhang_batch_size, f'{rate:.2f}',
-                       f'{1e3 * config.zhang_batch_size / rate:.0f}'])
+                       f'{1e3 * config.zhang_batch_size / rate:.0f}', *compute])
   gan_rows = []
   if config.gan_size:
-    rate = _gan_images_per_second(config)
-    print(f'YUV GAN train step, {config.gan_size}x{config.gan_size}: {rate:.1f} images/s',
-          flush=True)
+    rate, flops = _gan_images_per_second(config)
+    compute = compute_cells(rate, config.gan_batch_size, flops, peak)
+    print(f'YUV GAN train step, {config.gan_size}x{config.gan_size}: {rate:.1f} images/s, '
+          f'{compute[0]} TFLOP/s, MFU {compute[1]}', flush=True)
     gan_rows.append([f'{config.gan_size}x{config.gan_size}', config.gan_batch_size,
-                     f'{rate:.1f}', f'{1e3 * config.gan_batch_size / rate:.0f}'])
+                     f'{rate:.1f}', f'{1e3 * config.gan_batch_size / rate:.0f}', *compute])
   pipeline_rows = []
   for case in config.pipeline_cases:
     source_size, crop = _size(case.replace(':', 'x'))
@@ -252,7 +275,6 @@ def main(config, workdir):
       pipeline_rows.append([f'{source_size}x{source_size}', f'{crop}x{crop}', record_format,
                             f'{rate:,.0f}'])
   per_core_rows, resume_rows, tf = _per_core_and_resume(config)
-  device = jax.devices()[0]
   path = report.write_report(workdir, 'Benchmark', [
       f'Backend `{jax.default_backend()}` ({device.device_kind}), {jax.device_count()} '
       f'device(s). Each figure is the best of {config.repeats} timings of {config.steps} '
@@ -262,13 +284,14 @@ def main(config, workdir):
       'kernel gradient as one matmul per tap on CPU (layers.conv3x3_nhwc).',
       f'## Zhang et al. network (width {config.zhang_width}, softmax head, AdamW, '
       f'{config.compute_dtype})',
-      f'{config.zhang_steps} jitted training steps after one compiling step.',
-      report.markdown_table(['size', 'batch', 'images/s', 'ms/step'], zhang_rows),
+      f'{config.zhang_steps} jitted training steps after one compiling step. ' + MFU_NOTE.format(
+          peak=f'{peak:g} TFLOP/s per device' if peak else 'unknown for this device: no MFU'),
+      report.markdown_table(COMPUTE_HEADER, zhang_rows),
       '## YUV conditional GAN',
       f'One step = one critic and one generator update (the `yuv_gan` default: BCE, Adam, '
       f'{config.compute_dtype}); '
       f'{config.gan_steps} jitted steps after one compiling step.',
-      report.markdown_table(['size', 'batch', 'images/s', 'ms/step'], gan_rows),
+      report.markdown_table(COMPUTE_HEADER, gan_rows),
       '## Input pipeline',
       f'Training batches of {config.pipeline_batch_size} (shuffle, random crop, flip, batch) '
       f'from {config.pipeline_examples} distinct images, records held as decoded arrays or '

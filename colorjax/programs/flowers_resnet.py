@@ -82,11 +82,12 @@ def main(config, workdir):
   loss = losses.ab_regression(model, SHIFTED)
   predictors = {}
   for run in COLORIZERS:
+    trained = colorizer(config, workdir, program.Options(network=run))
     state = supervised.fit_network(
         stage, workdir / run, model, loss,
         init=_with_encoder_of(classifier) if run == 'pretrained' else None,
-        description=f'colorizer ({run})')
-    predictors[run] = colorizer(config, workdir, program.Options(network=run)).predictor(state)
+        description=f'colorizer ({run})', trained=trained, eval_source=eval_source)
+    predictors[run] = trained.predictor(state)
   evaluation = evaluator.evaluate_colorizers(stage, predictors, eval_source)
   if not distributed.is_main():
     return
@@ -137,5 +138,7 @@ def _write_report(config, workdir, evaluation, accuracy):
     panels[run] = [([r['step'] for r in history], [r['loss'] for r in history], run)]
   report.save_curves(workdir / 'loss_curves.png', panels, ylabel='training loss')
   sections += ['## Training losses', '![losses](loss_curves.png)']
+  sections += report.eval_curve_sections(workdir, {
+      run: train.read_metrics(workdir / run, train.EVAL_FILE) for run in COLORIZERS})
   return report.write_report(workdir, 'ResNet-18 colorizer: pretrained encoder against scratch',
                              sections)

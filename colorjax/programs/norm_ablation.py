@@ -25,7 +25,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from colorjax import (color, distributed, evaluate, images, losses, precision, program, report,
-                      stats, train)
+                      stats, throughput, train)
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
 
@@ -73,8 +73,7 @@ def _reconstruct(model, params, norm, rgb_uint8):
 def check(config):
   runs = list_runs(config)
   precision.compute_dtype(config)
-  train.check_schedule(config.num_steps, config.steps_per_call, config.checkpoint_every,
-                       config.log_every)
+  train.check_schedule(config.num_steps, config.steps_per_call, **train.loop_options(config))
   if jax.process_count() > 1 and len(runs) % jax.device_count():
     raise UsageError(f'{len(runs)} runs do not split over the {jax.device_count()} devices of '
                      f'{jax.process_count()} processes: pass schemes x seeds that do')
@@ -106,12 +105,18 @@ def main(config, workdir):
   advance_per_device = jax.shard_map(advance, mesh=mesh, in_specs=(P('data'), P('data'), P()),
                                      out_specs=(P('data'), P(None, 'data')))
   advance_donating = jax.jit(advance_per_device, donate_argnums=0)
+  # One step of every run: a scan's body counts once in XLA's estimate, whatever its length.
+  flops = throughput.step_flops(jax.jit(jax.vmap(run_step, in_axes=(0, 0, None))), state,
+                                norms, batch)
   started = time.perf_counter()
+  # No held-out split here (the report scores the photo the runs learn): eval_every does
+  # not apply. Each step colours the photo once per run.
   state = train.fit(
       workdir=workdir, state=state, advance=lambda s, step: advance_donating(s, norms, batch),
       num_steps=config.num_steps, steps_per_call=config.steps_per_call,
-      checkpoint_every=config.checkpoint_every, log_every=config.log_every,
-      max_to_keep=config.max_to_keep, description=f'{len(runs)} runs')
+      description=f'{len(runs)} runs', images_per_step=len(runs), flops_per_step=flops,
+      learning_rates={'learning_rate': train.learning_rate_at(config.optimizer)},
+      **train.loop_options(config))
   seconds = time.perf_counter() - started
 
   reconstruct = jax.jit(jax.vmap(lambda p, n, rgb: _reconstruct(model, p, n, rgb),

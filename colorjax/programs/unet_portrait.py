@@ -50,11 +50,11 @@ def main(config, workdir):
   predictors = {}
   for task in config.tasks:
     model = _model(config, task)
-    state = supervised.fit_network(config, workdir / task, model, source=train_source,
-                                   loss_fn=
-                                   TASKS[task][1](model, SHIFTED), description=f'unet {task}')
-    predictors[task] = colorizer(config, workdir, program.Options(network=task)).predictor(
-        state)
+    trained = colorizer(config, workdir, program.Options(network=task))
+    state = supervised.fit_network(config, workdir / task, model, TASKS[task][1](model, SHIFTED),
+                                   source=train_source, description=f'unet {task}',
+                                   trained=trained, eval_source=eval_source)
+    predictors[task] = trained.predictor(state)
   evaluation = evaluator.evaluate_colorizers(config, predictors, eval_source)
   if not distributed.is_main():
     return
@@ -108,4 +108,6 @@ def _write_report(config, workdir, evaluation):
     sections += ['## Samples', '![samples](samples.png)']
   report.save_curves(workdir / 'loss_curves.png', {'training MAE': curves}, ylabel='MAE')
   sections += ['## Training loss', '![loss](loss_curves.png)']
+  sections += report.eval_curve_sections(workdir, {
+      TASKS[t][3]: train.read_metrics(workdir / t, train.EVAL_FILE) for t in config.tasks})
   return report.write_report(workdir, 'U-Net: gray -> RGB against L -> ab', sections)

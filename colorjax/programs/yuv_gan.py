@@ -145,9 +145,16 @@ def main(config, workdir):
   step = train.shard_train_step(make_train_step(config), mesh)
   advance = train.advance_with_batches(step, lambda start: data.prefetch_to_device(
       data.train_batches(train_source, config.data, start), mesh))
+  rates = {f'{network[0]}_learning_rate': train.learning_rate_at(config[field], field)
+           for network, field in (('generator', 'generator_optimizer'),
+                                  ('discriminator', 'discriminator_optimizer'))}
   state = train.fit(workdir=workdir, state=state, advance=advance, num_steps=config.num_steps,
-                    checkpoint_every=config.checkpoint_every, log_every=config.log_every,
-                    max_to_keep=config.max_to_keep, description=f'yuv gan {config.adversarial}')
+                    description=f'yuv gan {config.adversarial}',
+                    images_per_step=config.data.batch_size, learning_rates=rates,
+                    evaluate=evaluator.in_training(
+                        config, colorizer(config, workdir, program.Options()), eval_source,
+                        samples=config.samples, seed=config.seed + 1),
+                    **train.loop_options(config))
 
   evaluation = evaluator.evaluate_colorizers(
       config, {'generator': colorizer(config, workdir, program.Options()).predictor(state)},
@@ -228,4 +235,6 @@ def _write_report(config, workdir, evaluation):
       'generator': [(steps, [row['g_loss'] for row in history], 'G loss')]},
       ylabel='loss', log_y=False)
   sections += ['## Training losses', '![losses](loss_curves.png)']
+  sections += report.eval_curve_sections(
+      workdir, {'generator': train.read_metrics(workdir, train.EVAL_FILE)})
   return report.write_report(workdir, 'YUV conditional GAN (Cao et al. 2017)', sections)

@@ -109,7 +109,9 @@ def main(config, workdir):
   else:
     loss_fn = losses.quarter_ab_regression(model, config.data.gray_threshold)
   state = supervised.fit_network(config, workdir, model, loss_fn, source=train_source,
-                                 description=f'zhang {config.head}')
+                                 description=f'zhang {config.head}',
+                                 trained=colorizer(config, workdir, program.Options()),
+                                 eval_source=eval_source)
 
   temperatures = (dict.fromkeys([*config.temperatures, config.temperature])  # the default too
                   if config.head == 'softmax' else (None,))
@@ -174,4 +176,7 @@ def _write_report(config, workdir, evaluation, train_source):
                                          [m['loss'] for m in history], config.head)]},
                      ylabel='loss')
   sections += ['## Training loss', '![loss](loss_curve.png)']
+  sections += report.eval_curve_sections(
+      workdir, {_decoding_name(config.temperature if config.head == 'softmax' else None):
+                train.read_metrics(workdir, train.EVAL_FILE)})
   return report.write_report(workdir, f'Zhang et al. 2016, {config.head} head', sections)
