@@ -251,7 +251,9 @@ def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict):
 
   Only a run that saved a checkpoint (in any of its networks' folders) binds the workdir: a
   command that failed before training (a typo in a value, say) leaves nothing that a
-  corrected command would trip over. Fields in MAY_CHANGE may differ.
+  corrected command would trip over. Fields in MAY_CHANGE may differ, and so may fields a
+  newer colorjax added (absent from the saved config; their defaults keep the behaviour that
+  run trained with); a field it dropped stops the resume with one line.
   """
   from colorjax import train  # jax: only once a run is about to start
   if workdir.exists() and not workdir.is_dir():
@@ -261,8 +263,8 @@ def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict):
   if path.exists() and trained:
     old = dict(_leaves(json.loads(path.read_text())))
     new = dict(_leaves(json.loads(config.to_json_best_effort())))
-    differ = sorted(k for k in set(old) | set(new)
-                    if k.rpartition('.')[2] not in MAY_CHANGE and old.get(k) != new.get(k))
+    differ = sorted(k for k in old  # a field absent from `old` was added since: its default
+                    if k.rpartition('.')[2] not in MAY_CHANGE and old[k] != new.get(k))
     gone = [k for k in differ if k not in new]
     if gone:
       raise UsageError(

@@ -87,8 +87,12 @@ def test_resuming_with_another_config_is_refused_and_damages_nothing(tmp_path):
                 '--config.channels=8')
   assert result.returncode == 2 and 'channels differ' in result.stderr
   assert {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()} == before
-  # A run whose config names a field this colorjax dropped (data.shuffle_buffer, say).
+  # A run saved before a field existed (compute_dtype) resumes at the field's default.
   saved = json.loads((tmp_path / 'config.json').read_text())
+  (tmp_path / 'config.json').write_text(json.dumps({k: v for k, v in saved.items()
+                                                    if k != 'compute_dtype'}))
+  assert _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL).returncode == 0
+  # A run whose config names a field this colorjax dropped (data.shuffle_buffer, say).
   (tmp_path / 'config.json').write_text(json.dumps({**saved, 'shuffle_buffer': 2048}))
   result = _run('--experiment=norm_ablation', f'--workdir={tmp_path}', *SMALL)
   assert result.returncode == 2 and 'shuffle_buffer no longer exist' in result.stderr
