@@ -2,7 +2,6 @@
 
 import hashlib
 import subprocess
-import sys
 import pathlib
 import time
 
@@ -14,6 +13,8 @@ import tensorflow_datasets as tfds
 
 from colorjax import configs, data, images, train
 from colorjax.errors import UsageError
+
+import without_tensorflow  # tests/without_tensorflow.py
 
 TFDS_NAMES = ('stl10', 'oxford_flowers102', 'imagenet2012', 'imagenette',
               'imagenet_resized/64x64', 'places365_small')
@@ -228,15 +229,20 @@ def test_source_reads_examples_by_index():
     source[len(source)]
 
 
-def test_training_never_imports_tensorflow(tmp_path):
-  """TensorFlow made unimportable: a smoke run still trains, evaluates and reports."""
-  script = ("import sys; sys.modules['tensorflow'] = None; import runpy; "
-            "sys.argv = ['run.py', '--experiment=zhang_softmax:smoke', "
-            f"'--config.num_steps=2', '--workdir={tmp_path / 'run'}']; "
-            "runpy.run_path('run.py', run_name='__main__')")
-  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
-                          cwd=pathlib.Path(__file__).parent.parent, timeout=600)
+def test_training_on_a_folder_never_imports_tensorflow(tmp_path):
+  """TensorFlow not installed: a smoke run trains on a folder of JPEG and PNG photos,
+  evaluates on its held-out files and reports (tests/test_run.py runs every family on
+  `samples` and `npz:` without it too)."""
+  for file, name in zip(('a.png', 'b.jpg', 'c.png', 'd.jpg'), images.SAMPLE_PHOTOS):
+    photo = images.resize_rgb(images.sample_photo(name), (48, 64))
+    PIL.Image.fromarray(photo).save(tmp_path / file)  # a, d held out at 50%; b, c train
+  result = subprocess.run(without_tensorflow.run_py(
+      '--experiment=zhang_softmax:smoke', f'--workdir={tmp_path / "run"}',
+      f'--config.data.source=folder:{tmp_path}', '--config.data.val_percent=50',
+      '--config.num_steps=2', '--config.checkpoint_every=2', '--config.prior_batches=1'),
+      capture_output=True, text=True, cwd=pathlib.Path(__file__).parent.parent, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
+  assert 'held-out photos of' in (tmp_path / 'run' / 'report.md').read_text()
 
 
 class _TinyPhotos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -258,26 +264,11 @@ class _TinyPhotos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       yield i, {'image': rng.integers(0, 256, (20, 24, 3), np.uint8), 'label': i % 2}
 
 
-HIDE_TENSORFLOW = """
-import sys
-class Hidden:  # finds what `finder` finds, except tensorflow: as if it were not installed
-  def __init__(self, finder):
-    self.finder = finder
-  def __getattr__(self, name):
-    return getattr(self.finder, name)
-  def find_spec(self, name, *args, **kwargs):
-    if name.split('.')[0] == 'tensorflow':
-      return None
-    return self.finder.find_spec(name, *args, **kwargs)
-sys.meta_path[:] = [Hidden(f) for f in sys.meta_path]
-"""
-
-
 def test_prepared_tfds_dataset_reads_without_tensorflow(tmp_path):
   """A tfds dataset prepared in array_record trains and evaluates where TensorFlow is not
   installed (tfds and etils ask importlib whether it is, so it is hidden from every finder)."""
   _TinyPhotos(data_dir=str(tmp_path), file_format='array_record').download_and_prepare()
-  script = HIDE_TENSORFLOW + f"""
+  script = f"""
 from colorjax import configs, data
 config = configs.data_config(source='colorjax_tiny_photos', tfds_data_dir={str(tmp_path)!r},
                              crop=16, batch_size=4, eval_batch_size=4, download=False)
@@ -288,7 +279,7 @@ eval_batch = next(data.eval_batches(evaluation, config, 1, 0, 1))
 assert 'tensorflow' not in sys.modules
 print(len(train), len(evaluation), batch['rgb'].shape, eval_batch['mask'].tolist())
 """
-  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+  result = subprocess.run(without_tensorflow.python(script), capture_output=True, text=True,
                           cwd=pathlib.Path(__file__).parent.parent, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.split('\n')[-2] == '6 3 (4, 16, 16, 3) [1.0, 1.0, 1.0, 0.0]'

@@ -22,7 +22,8 @@ from colorjax import distributed, throughput, train
 from colorjax.errors import UsageError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-TIMEOUT_S = 120  # per launch: a guard against a hung collective (each test takes ~40 s)
+TIMEOUT_S = 300  # per launch: a guard against a hung collective (each test takes ~40 s alone,
+                 # 120+ s on 2 cores shared with other jobs)
 TINY_CNN = ['--experiment=norm_ablation', '--config.image_scale=0.25',
             '--config.schemes=none,unit', '--config.seeds=0,1', '--config.num_steps=150',
             '--config.steps_per_call=10', '--config.log_every=10', '--config.checkpoint_every=10']
