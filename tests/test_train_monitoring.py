@@ -227,7 +227,9 @@ def _events(folder):
   return found
 
 
-def test_tensorboard_holds_the_rows_and_eval_images_and_tensorflow_stays_out(tmp_path):
+def test_tensorboard_holds_the_rows_and_eval_images(tmp_path):
+  """(Written without TensorFlow: test_run.py runs every family, TensorBoard included, with
+  TensorFlow hidden; here another test may have imported it.)"""
   _fit(tmp_path)
   events = _events(tmp_path / tensorboard.FOLDER)
   train_rows = _rows(tmp_path / 'metrics.jsonl')
@@ -238,8 +240,6 @@ def test_tensorboard_holds_the_rows_and_eval_images_and_tensorflow_stays_out(tmp
     assert [s for t, s, _ in events if t == tag] == list(range(8))
   assert [s for t, s, _ in events if t == 'eval/score'] == [2, 4, 6, 8]
   assert [s for t, s, v in events if t == 'eval/samples' and v is None] == [2, 4, 6, 8]
-  import sys
-  assert 'tensorflow' not in sys.modules
 
 
 def test_throughput_fields_measure_the_wall_clock(tmp_path):
