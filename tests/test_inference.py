@@ -13,10 +13,12 @@ import skimage.data
 import skimage.metrics
 
 import colorjax
-from colorjax import (colorize, configs, data, evaluate, evaluator, images, photo_eval, program,
+from colorjax import (colorize, data, evaluate, evaluator, images, photo_eval, program,
                       train)
 from colorjax.errors import UsageError
 from colorjax.programs import zhang
+
+import saved_runs  # tests/saved_runs.py
 
 CROP = 32
 
@@ -25,18 +27,9 @@ CROP = 32
 def workdir(tmp_path_factory):
   """A zhang_softmax workdir (a tiny network, random weights) as a run leaves it."""
   root = tmp_path_factory.mktemp('zhang')
-  config = configs.apply_overrides(configs.load_config('zhang_softmax:smoke'),
-                                   {'width': '0.0625', 'data.crop': str(CROP)}, 'zhang')
-  configs.bind_workdir(root, config)
-  trained = zhang.colorizer(config, root, program.Options())
-  state = jax.jit(trained.init)()
-  # Scale the head so that the random network predicts colours, not near-gray.
-  head = max(state.params)
-  state = state.replace(params={**state.params, head: jax.tree.map(
-      lambda w: 20 * w, state.params[head])})
-  checkpoints = train.Checkpoints(root, max_to_keep=1)
-  checkpoints.save(1, state)
-  checkpoints.close()
+  config, state = saved_runs.zhang_smoke_run(
+      root, {'width': '0.0625', 'data.crop': str(CROP)},
+      lambda config: jax.jit(zhang.colorizer(config, root, program.Options()).init)(), 20)
   return root, config, state
 
 

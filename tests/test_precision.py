@@ -20,6 +20,8 @@ from colorjax.models import layers
 from colorjax.models.zhang import ZhangNet
 from colorjax.programs import flowers_resnet, norm_ablation, unet_portrait, yuv_gan, zhang
 
+import saved_runs  # tests/saved_runs.py
+
 EXPERIMENTS = ('norm_ablation', 'yuv_gan:smoke', 'yuv_gan:authors', 'unet_portrait:smoke',
                'flowers_resnet:smoke', 'zhang_softmax:smoke', 'zhang_regression:smoke')
 LAYERS = (nn.Conv, nn.ConvTranspose, nn.Dense, nn.BatchNorm, layers.Conv3x3)
@@ -178,18 +180,11 @@ def bf16_run(tmp_path_factory):
   """A zhang_softmax workdir trained in bf16 (random weights, the head scaled so that its
   logits spread over ~0.3 and the annealed mean shows the compute dtype), as a run leaves it."""
   root = tmp_path_factory.mktemp('bf16')
-  config = configs.apply_overrides(configs.load_config('zhang_softmax:smoke'),
-                                   {'width': '0.0625', 'data.crop': '32',
-                                    'compute_dtype': 'bfloat16'}, 'zhang')
-  configs.bind_workdir(root, config)
-  state = _numpy_state(ZhangNet(len(_bins()), config.width), train.make_optimizer(
-      config.optimizer), (1, 32, 32, 1))
-  head = max(state.params)
-  state = state.replace(params={**state.params, head: jax.tree.map(
-      lambda w: 20000 * w, state.params[head])})
-  checkpoints = train.Checkpoints(root, max_to_keep=1)
-  checkpoints.save(1, state)
-  checkpoints.close()
+  config, state = saved_runs.zhang_smoke_run(
+      root, {'width': '0.0625', 'data.crop': '32', 'compute_dtype': 'bfloat16'},
+      lambda config: _numpy_state(ZhangNet(len(_bins()), config.width),
+                                  train.make_optimizer(config.optimizer), (1, 32, 32, 1)),
+      20000)
   return root, config, state
 
 
