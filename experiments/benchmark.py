@@ -1,4 +1,5 @@
-"""Speed: tiny-CNN step per conv formulation, Zhang et al. and YUV GAN steps, input pipeline."""
+"""Speed: tiny-CNN step per conv formulation, every family's step against PyTorch, sRGB -> Lab
+against scikit-image, input pipeline."""
 
 import ml_collections
 
@@ -8,7 +9,7 @@ def get_config():
   config.program = 'benchmark'
   config.image = 'coffee'
   config.sizes = ('400x600', '100x150')  # HxW; 400x600 is the full coffee photo
-  config.formulations = ('taps', 'nhwc')  # layers.py: unrolled taps / conv3x3_nhwc
+  config.formulations = ('taps', 'nhwc')  # layers.Conv3x3: NCHW unrolled taps / XLA's NHWC
   config.channels = 6
   config.steps = 50                       # timed iterations, after one compiled warm-up call
   config.repeats = 3                      # best of
@@ -20,16 +21,15 @@ def get_config():
   config.pipeline_batches = 100           # timed batches, after 5 warm-up batches
   config.pipeline_tf = True               # the tf.data reference column (if tensorflow imports)
   config.resume_step = 2_000_000          # resume cost: first batch at this step vs step 0
-  # Training step of the full-width Zhang et al. network (softmax head), images/s.
-  config.compute_dtype = 'float32'  # the Zhang and GAN steps' precision (colorjax/precision.py)
-  config.zhang_sizes = ('64x64', '176x176')
-  config.zhang_batch_size = 8
-  config.zhang_width = 1.0
-  config.zhang_steps = 3
-  # Training step of the YUV GAN (critic + generator update), images/s.
-  config.gan_size = 64                    # 0 skips the GAN
-  config.gan_batch_size = 64
-  config.gan_steps = 3
+  # Training step of each family (step_timing.py) and its PyTorch equivalent (torch_reference.py).
+  config.families = ('unet:16', 'gan:16', 'zhang_softmax:8', 'zhang_regression:8')  # FAMILY:BATCH
+  config.family_sizes = (64,)             # square sides; the Zhang network needs multiples of 8
+  config.family_steps = 5                 # timed steps, after one warm-up step
+  config.torch = True                     # the PyTorch column (if torch imports)
+  config.compute_dtype = 'float32'        # colorjax's steps (colorjax/precision.py); PyTorch: float32
+  # uint8 RGB -> Lab: color.lab_from_uint8 against skimage.color.rgb2lab; 0 skips.
+  config.lab_batch = 64
+  config.lab_side = 256
   # MFU's peak TFLOP/s per device; 0: the dense bf16 peak of a known device
   # (throughput.PEAK_TFLOPS: H100/H200 989, A100 312), none on CPU ('-').
   config.peak_tflops = 0.0

@@ -47,6 +47,42 @@ def test_photos_match_skimage_and_round_trip(photo):
   assert _max_abs(color.lab_to_rgb(lab), rgb) <= 1e-4
 
 
+def _every_8bit_colour(chunks):
+  """The 2^24 8-bit colours as a 4096 x 4096 uint8 image, split into `chunks` strips."""
+  code = np.arange(2 ** 24, dtype=np.uint32)
+  rgb = np.stack([code >> 16, (code >> 8) & 255, code & 255], -1).astype(np.uint8)
+  return np.split(rgb.reshape(4096, 4096, 3), chunks)
+
+
+def test_lab_from_uint8_matches_skimage_on_every_8bit_colour():
+  """a = 500 (fx - fy) magnifies float32's rounding of f ~ 1 to 3e-5 per ulp: the bound
+  leaves the cube root about an ulp."""
+  convert = jax.jit(color.lab_from_uint8)
+  worst = max(_max_abs(convert(rgb), skimage.color.rgb2lab(rgb)) for rgb in _every_8bit_colour(16))
+  assert worst <= 1e-4
+
+
+def test_cube_root_within_an_ulp():
+  """The Lab bounds above rest on it, from the Lab epsilon (its smallest argument) on."""
+  t = np.exp(np.random.default_rng(4).uniform(np.log(0.008856), np.log(1e3), 1_000_000))
+  t = t.astype(np.float32)
+  exact = np.cbrt(t.astype(np.float64))
+  error = np.abs(np.asarray(jax.jit(color._cbrt)(t), np.float64) - exact)
+  assert np.max(error / np.spacing(exact.astype(np.float32))) <= 1
+
+
+def test_rgb_to_lab_gradient_matches_skimage_finite_differences():
+  rgb = _random_rgb(200, seed=5)
+  ours = jax.vmap(jax.jacfwd(color.rgb_to_lab))(jnp.asarray(rgb, jnp.float32))
+  h = 1e-6
+  expected = np.stack([(skimage.color.rgb2lab(rgb + h * step)
+                        - skimage.color.rgb2lab(rgb - h * step)) / (2 * h)
+                       for step in np.eye(3)], -1)  # [colour, Lab channel, RGB channel]
+  np.testing.assert_allclose(ours, expected, rtol=1e-3, atol=1e-2)
+  edges = jnp.asarray([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.04045, 0.5, 0.0]])
+  assert np.all(np.isfinite(jax.jacrev(color.rgb_to_lab)(edges)))
+
+
 @pytest.mark.parametrize('rgb', [_random_rgb(), _cube_extremes()], ids=['random', 'extremes'])
 def test_rgb_lab_round_trip(rgb):
   rgb32 = jnp.asarray(rgb, jnp.float32)
@@ -109,6 +145,12 @@ def test_any_leading_shape_and_vmap():
   # Lab up to 100 in float32: 1e-4 is a few ulps; fusions differ between these shapes.
   np.testing.assert_allclose(jax.vmap(color.rgb_to_lab)(rgb), lab, atol=1e-4)
   np.testing.assert_allclose(color.rgb_to_lab(rgb[1, 2]), lab[1, 2], atol=1e-4)
+  rgb_uint8 = np.round(np.asarray(rgb) * 255).astype(np.uint8)
+  lab = color.lab_from_uint8(rgb_uint8)
+  np.testing.assert_allclose(lab, color.rgb_to_lab(rgb_uint8 / 255.0), atol=1e-4)
+  np.testing.assert_allclose(jax.vmap(color.lab_from_uint8)(rgb_uint8), lab, atol=1e-4)
+  np.testing.assert_allclose(color.lab_from_uint8(rgb_uint8[1, 2, 3, 4]), lab[1, 2, 3, 4],
+                             atol=1e-4)
 
 
 def test_gray_lightness_closed_form():

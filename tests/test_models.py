@@ -1,10 +1,16 @@
 """Model shapes, parameter counts, and the fast conv formulations against lax.conv."""
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import linen as nn
 
+from colorjax import xla_flags
 from colorjax.models import layers
 from colorjax.models.tiny_cnn import TinyCNN
 
@@ -32,26 +38,116 @@ def test_taps_conv_matches_lax_conv_forward_and_gradients(cin, cout, h, w):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
 
 
-@pytest.mark.parametrize('cin,cout,h,w', [(3, 5, 6, 7), (17, 4, 8, 5)])
-def test_tap_matmul_grad_conv_matches_lax_conv_forward_and_gradients(cin, cout, h, w):
-  kx, kk, kg = jax.random.split(jax.random.PRNGKey(4), 3)
-  x = jax.random.normal(kx, (2, h, w, cin))
-  kernel = jax.random.normal(kk, (3, 3, cin, cout))
-  probe = jax.random.normal(kg, (2, h, w, cout))
+def _nhwc_conv(x, kernel, strides=(1, 1), padding='SAME', lhs_dilation=None, dilation=None):
+  return jax.lax.conv_general_dilated(x, kernel, strides, padding, lhs_dilation, dilation,
+                                      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
-  def reference(x, k):
-    return jax.lax.conv_general_dilated(x, k, (1, 1), 'SAME',
-                                        dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
-  def objective(conv):
-    return lambda x, k: jnp.sum(conv(x, k) * probe)
+def _definition_of_transposed(kernel_size, strides, padding):
+  """A transposed convolution by definition: a convolution of the stride-dilated input."""
+  if padding == 'SAME':  # lax.conv_transpose's low / high padding of the dilated input
+    padding = [(k - 1 if s > k - 1 else -(-(k + s - 2) // 2),) for k, s in zip(kernel_size,
+                                                                            strides)]
+    padding = [(low, k + s - 2 - low) for (low,), k, s in zip(padding, kernel_size, strides)]
+  return lambda x, kernel: _nhwc_conv(x, kernel, (1, 1), padding, lhs_dilation=strides)
 
-  np.testing.assert_allclose(layers.conv3x3_tap_matmul_grad(x, kernel), reference(x, kernel),
-                             atol=1e-5)
-  ours = jax.grad(objective(layers.conv3x3_tap_matmul_grad), argnums=(0, 1))(x, kernel)
-  ref = jax.grad(objective(reference), argnums=(0, 1))(x, kernel)
+
+# Every convolution the networks build, as they build it, with the inputs of its shape class.
+LAYER_CLASSES = {
+    '3x3 (U-Net, GAN: Conv3x3)': (lambda: layers.Conv3x3(5, use_bias=False), (2, 8, 6, 4),
+                                  lambda x, k: _nhwc_conv(x, k)),
+    '3x3 stride 2 (Zhang)': (lambda: nn.Conv(5, (3, 3), strides=2, padding=[(1, 1)] * 2),
+                             (2, 8, 8, 3), lambda x, k: _nhwc_conv(x, k, (2, 2), [(1, 1)] * 2)),
+    '3x3 dilation 2 (Zhang)': (lambda: nn.Conv(4, (3, 3), padding=[(2, 2)] * 2,
+                                               kernel_dilation=2),
+                               (2, 7, 9, 3), lambda x, k: _nhwc_conv(x, k, padding=[(2, 2)] * 2,
+                                                                     dilation=(2, 2))),
+    '4x4 stride 2 SAME (GAN discriminator)': (lambda: nn.Conv(4, (4, 4), strides=2),
+                                              (2, 8, 8, 3), lambda x, k: _nhwc_conv(x, k, (2, 2))),
+    '1x1 (U-Net, Zhang heads)': (lambda: nn.Conv(3, (1, 1)), (2, 5, 4, 6),
+                                 lambda x, k: _nhwc_conv(x, k)),
+    '4x4 transposed stride 2 (Zhang)': (
+        lambda: layers.ConvTranspose(4, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2))),
+        (2, 4, 5, 3), _definition_of_transposed((4, 4), (2, 2), [(2, 2), (2, 2)])),
+    '2x2 transposed stride 2 (U-Net)': (lambda: layers.ConvTranspose(3, (2, 2), strides=(2, 2)),
+                                        (2, 4, 3, 5),
+                                        _definition_of_transposed((2, 2), (2, 2), 'SAME')),
+    '3x3 transposed stride 2 SAME': (lambda: layers.ConvTranspose(2, (3, 3), strides=(2, 2)),
+                                     (1, 5, 4, 3),
+                                     _definition_of_transposed((3, 3), (2, 2), 'SAME')),
+}
+
+
+@pytest.mark.parametrize('name', LAYER_CLASSES)
+def test_every_conv_class_matches_conv_general_dilated_forward_and_gradients(name):
+  """Output, input gradient and kernel gradient of each layer as the models build it (on
+  this backend's formulation) against lax.conv_general_dilated written out."""
+  make_layer, shape, reference = LAYER_CLASSES[name]
+  layer = make_layer()
+  x = jax.random.normal(jax.random.PRNGKey(4), shape)
+  params = layer.init(jax.random.PRNGKey(5), x)['params']
+  bias = params.get('bias', 0.0)
+  probe = jax.random.normal(jax.random.PRNGKey(6), layer.apply({'params': params}, x).shape)
+
+  def ours(x, kernel):
+    return jnp.sum(layer.apply({'params': {**params, 'kernel': kernel}}, x) * probe)
+
+  def theirs(x, kernel):
+    return jnp.sum((reference(x, kernel) + bias) * probe)
+
+  np.testing.assert_allclose(layer.apply({'params': params}, x),
+                             reference(x, params['kernel']) + bias, atol=1e-5)
+  for a, b in zip(jax.grad(ours, (0, 1))(x, params['kernel']),
+                  jax.grad(theirs, (0, 1))(x, params['kernel'])):
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize('kernel,stride,padding', [
+    (4, 2, ((2, 2), (1, 3))), (2, 2, 'SAME'), (3, 2, 'SAME'), (5, 2, 'VALID'), (3, 1, 'VALID')])
+def test_strided_kernel_gradient_of_transposed_conv_equals_lax(kernel, stride, padding):
+  """The CPU formulation itself, on any backend: lax.conv_transpose's own gradients."""
+  x = jax.random.normal(jax.random.PRNGKey(7), (2, 5, 4, 3))
+  k = jax.random.normal(jax.random.PRNGKey(8), (kernel, kernel, 3, 2))
+  args = (stride, stride), padding
+
+  def lax_transpose(x, k):
+    return jax.lax.conv_transpose(x, k, *args, dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+  y = lax_transpose(x, k)
+  probe = jax.random.normal(jax.random.PRNGKey(9), y.shape)
+  np.testing.assert_allclose(layers.conv_transpose_strided_grad(x, k, *args), y, atol=1e-5)
+  ours = jax.grad(lambda x, k: jnp.sum(layers.conv_transpose_strided_grad(x, k, *args) * probe),
+                  (0, 1))(x, k)
+  ref = jax.grad(lambda x, k: jnp.sum(lax_transpose(x, k) * probe), (0, 1))(x, k)
   for a, b in zip(ours, ref):
     np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_conv_transpose_has_flax_parameters():
+  """Same names, shapes and initial values as nn.ConvTranspose: checkpoints and the released
+  Zhang et al. weights load unchanged."""
+  x = jnp.ones((1, 4, 4, 3))
+  ours = layers.ConvTranspose(5, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)))
+  flax_layer = nn.ConvTranspose(5, (4, 4), strides=(2, 2), padding=[(2, 2), (2, 2)])
+  a, b = (m.init(jax.random.PRNGKey(0), x) for m in (ours, flax_layer))
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for p, q in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(p, q)
+
+
+def test_max_pool_matches_flax_forward_and_gradient_through_relu():
+  x = jax.random.normal(jax.random.PRNGKey(10), (2, 6, 8, 3))
+  probe = jax.random.normal(jax.random.PRNGKey(11), (2, 3, 4, 3))
+
+  def objective(pool):
+    return lambda x: jnp.sum(pool(nn.relu(x)) * probe)  # ties at 0, as in the U-Net
+
+  def flax_pool(x):
+    return nn.max_pool(x, (2, 2), strides=(2, 2))
+
+  np.testing.assert_array_equal(layers.max_pool_2x2(x), flax_pool(x))
+  np.testing.assert_allclose(jax.grad(objective(layers.max_pool_2x2))(x),
+                             jax.grad(objective(flax_pool))(x), atol=1e-6)
 
 
 def test_taps_conv_under_vmap_over_kernels():
@@ -206,3 +302,34 @@ def test_generator_keeps_y_exactly_and_noise_makes_the_difference():
   assert float(jnp.mean(jnp.abs(out_a[..., 1:] - out_b[..., 1:]))) > 1e-4
   uv_max = np.max(np.abs(np.asarray(jnp.concatenate([out_a, out_b])[..., 1:])), axis=(0, 1, 2))
   assert np.all(uv_max <= [0.436, 0.615])  # tanh scaled to the BT.601 chroma range
+
+
+def test_xla_flags_added_once_and_never_over_the_users(monkeypatch):
+  monkeypatch.setattr(xla_flags.importlib.metadata, 'version', lambda _: xla_flags.MEASURED_JAXLIB)
+  environ = {'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}
+  xla_flags.add_to_environment(environ)
+  xla_flags.add_to_environment(environ)
+  assert environ['XLA_FLAGS'].split() == ['--xla_force_host_platform_device_count=4', *(
+      f'{name}={value}' for name, value in xla_flags.CPU_FLAGS.items())]
+  users = {'XLA_FLAGS': f'{next(iter(xla_flags.CPU_FLAGS))}=dot'}
+  xla_flags.add_to_environment(users)
+  assert users['XLA_FLAGS'] == f'{next(iter(xla_flags.CPU_FLAGS))}=dot'
+  monkeypatch.setattr(xla_flags.importlib.metadata, 'version', lambda _: '0.0.1')
+  other_version = {}
+  xla_flags.add_to_environment(other_version)
+  assert other_version == {}
+
+
+def test_import_colorjax_keeps_convolutions_out_of_ynnpack():
+  """In a fresh process: XLA compiles a convolution as its own, not a YNNPACK fusion (the
+  flag reached XLA before its first compilation)."""
+  code = ('import colorjax, jax, jax.numpy as jnp\n'
+          'x, k = jnp.ones((2, 16, 16, 32)), jnp.ones((3, 3, 32, 32))\n'  # YNNPACK takes it
+          "conv = lambda x, k: jax.lax.conv_general_dilated(x, k, (1, 1), 'SAME', "
+          "dimension_numbers=('NHWC', 'HWIO', 'NHWC'))\n"
+          'print(jax.jit(conv).lower(x, k).compile().as_text())')
+  environ = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  hlo = subprocess.run([sys.executable, '-c', code], env=environ, capture_output=True,
+                       text=True, check=True).stdout
+  assert 'convolution(' in hlo
+  assert 'ynn' not in hlo

@@ -112,18 +112,20 @@ def test_benchmark_writes_its_table(tmp_path):
   result = _run('--experiment=benchmark', f'--workdir={tmp_path}', '--config.sizes=16x24',
                 '--config.steps=2', '--config.repeats=1', '--config.pipeline_cases=24:16',
                 '--config.pipeline_examples=8', '--config.pipeline_batch_size=4',
-                '--config.pipeline_batches=2', '--config.zhang_sizes=16x16',
-                '--config.zhang_width=0.0625', '--config.zhang_batch_size=2',
-                '--config.zhang_steps=1', '--config.gan_size=0',  # the GAN step: test_gan.py
-                tensorflow=True)  # the tf.data column
+                '--config.pipeline_batches=2', '--config.families=unet:2',
+                '--config.family_sizes=16', '--config.family_steps=1',  # each step: its tests
+                '--config.lab_batch=2', '--config.lab_side=8', tensorflow=True)  # tf.data column
   assert result.returncode == 0, result.stderr
   report = (tmp_path / 'report.md').read_text()
   assert '| 16x24 | taps |' in report and '| 16x24 | nhwc |' in report
   for record_format in ('array', 'png', 'jpeg'):
     assert f'| 24x24 | 16x16 | {record_format} |' in report
-  zhang_row = next(line for line in report.splitlines() if line.startswith('| 16x16 | 2 |'))
-  tflops, mfu = zhang_row.strip('| ').split(' | ')[-2:]
+  unet_row = next(line for line in report.splitlines() if line.startswith('| unet | 16x16 | 2 |'))
+  rate, tflops, mfu, torch_rate, ratio = unet_row.strip('| ').split(' | ')[-5:]
   assert float(tflops) > 0 and mfu == '-'  # XLA counts the FLOPs; no peak known on CPU
+  # PyTorch measured in the same run (the cells are rounded: 1 decimal for images/s)
+  assert float(ratio.rstrip('x')) == pytest.approx(float(rate) / float(torch_rate), rel=0.05)
+  assert '| 2x8x8 |' in report  # rgb -> Lab against scikit-image
   for record_format in ('jpeg', 'png'):  # per core, colorjax against tf.data
     assert f'| 24x24 | 16x16 | {record_format} |' in report.split('per core')[1]
   assert '| 2,000,000 |' in report  # resume cost

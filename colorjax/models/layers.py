@@ -1,18 +1,21 @@
-"""Shared building blocks: 3x3 convolutions with formulations that are fast on CPU.
+"""Shared building blocks, and the one place where each convolution's formulation is chosen
+per backend. Measured on XLA:CPU (jaxlib 0.10.2, 2 cores) per shape class the networks use:
 
-XLA's CPU convolutions are weak at 1-6 channels (the tiny CNN of the normalization
-ablation). `conv3x3_taps` writes the convolution as a sum of Cin*Cout*9 scalar-times-plane
-products in NCHW, which XLA fuses into one vectorized loop per layer; its backward pass
-reuses that form for the input gradient (a convolution with the flipped, transposed kernel)
-and XLA's filter-gradient convolution for the kernel gradient. On a 2-core CPU this takes the
-tiny CNN's training step at 400x600 from ~160 ms (nn.Conv) to ~20 ms.
+- 3x3 NHWC, plain, strided or dilated, 1x1, and the GAN's 4x4 / 5x5 strided convs: XLA's own
+  convolution (nn.Conv, `Conv3x3`) on every backend. Forward, input and kernel gradients each
+  cost about the forward's time; the earlier one-matmul-per-tap kernel gradient is slower on
+  this jaxlib (61 ms against 25 at 8x64x64, 64 -> 64) and is gone. XLA's Eigen convolutions
+  beat the YNNPACK ones jaxlib picks by default: colorjax/xla_flags.py.
+- 3x3 at 1-6 channels (the tiny CNN of the normalization ablation), CPU: `conv3x3_taps`, a
+  sum of Cin*Cout*9 scalar-times-plane products in NCHW that XLA fuses into one vectorized
+  loop (the tiny CNN's step at 400x600: ~20 ms against ~160 with nn.Conv).
+- Transposed convolutions (the U-Net's 2x2, the Zhang network's 4x4, stride 2), CPU:
+  `conv_transpose_strided_grad`, whose kernel gradient is a strided convolution's (468 ms
+  -> 13 ms for the Zhang network's, batch 8 at 64x64).
+- 2x2 max-pool: `max_pool_2x2`, a max over a reshape (its gradient fuses).
 
-At many channels XLA:CPU's forward convolution is fine but its filter gradient is not (6x
-the forward's time at 132 -> 66 channels). `conv3x3_nhwc` keeps XLA's forward and input
-gradient and computes the kernel gradient as 9 matmuls, one per tap (2.4x faster).
-
-On GPU, cuDNN is faster than either, so `Conv3x3` picks the formulation by backend; all hold
-the same parameters.
+On GPU every convolution stays lax's (cuDNN). Each formulation is tested against
+lax.conv_general_dilated, gradients included (tests/test_models.py).
 
 Mixed precision: every layer takes a `dtype`, the dtype it computes in (float32, or bfloat16
 with --config.compute_dtype, colorjax/precision.py); its parameters stay float32 (Flax's
@@ -73,37 +76,67 @@ def _xla_conv_nhwc(x_nhwc, kernel_hwio):
       x_nhwc, kernel_hwio, (1, 1), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-@jax.custom_vjp
-def conv3x3_tap_matmul_grad(x_nhwc, kernel_hwio):
-  """3x3 SAME cross-correlation, NHWC; its kernel gradient is one matmul per tap."""
-  return _xla_conv_nhwc(x_nhwc, kernel_hwio)
+def _lax_conv_transpose(x_nhwc, kernel_hwio, strides, padding):
+  return jax.lax.conv_transpose(x_nhwc, kernel_hwio, strides, padding,
+                                dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
 
 
-def _tap_matmul_fwd(x_nhwc, kernel_hwio):
-  return _xla_conv_nhwc(x_nhwc, kernel_hwio), (x_nhwc, kernel_hwio)
+def _transpose_padding(kernel, stride, padding):
+  """The (low, high) padding lax.conv_transpose gives the dilated input for 'SAME' / 'VALID'."""
+  length = kernel + stride - 2 + (max(kernel - stride, 0) if padding == 'VALID' else 0)
+  low = kernel - 1 if padding == 'VALID' or stride > kernel - 1 else -(-length // 2)
+  return low, length - low
 
 
-def _tap_matmul_bwd(residuals, grad_nhwc):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_transpose_strided_grad(x_nhwc, kernel_hwio, strides, padding):
+  """lax.conv_transpose (NHWC, HWIO, no kernel transpose: nn.ConvTranspose's), whose kernel
+  gradient is that of a strided convolution instead of XLA's own.
+
+  The transposed convolution is a convolution of the stride-dilated input; XLA:CPU derives
+  its kernel gradient as a convolution over that mostly-zero input (468 ms for the Zhang
+  network's 4x4 stride-2 512 -> 256 at 8x8, batch 8; the forward takes 12 ms). The same
+  numbers are the kernel gradient of a strided convolution of the output gradient with the
+  input as its cotangent: dW[a] = sum_i x[i] g[s*i + lo - a] is dV[k-1-a] of
+  z = conv(g, V, stride s, padding (k-1-lo, ...)), which XLA computes at the forward's cost.
+  """
+  return _lax_conv_transpose(x_nhwc, kernel_hwio, strides, padding)
+
+
+def _transpose_fwd(x_nhwc, kernel_hwio, strides, padding):
+  return _lax_conv_transpose(x_nhwc, kernel_hwio, strides, padding), (x_nhwc, kernel_hwio)
+
+
+def _transpose_bwd(strides, padding, residuals, grad_nhwc):
   x_nhwc, kernel_hwio = residuals
-  _, input_vjp = jax.vjp(lambda x: _xla_conv_nhwc(x, kernel_hwio), x_nhwc)
+  _, input_vjp = jax.vjp(lambda x: _lax_conv_transpose(x, kernel_hwio, strides, padding),
+                         x_nhwc)
   (grad_x,) = input_vjp(grad_nhwc)
-  h, w = x_nhwc.shape[1:3]
-  padded = jnp.pad(x_nhwc, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  grad_kernel = jnp.stack([
-      jnp.stack([jnp.einsum('nhwi,nhwo->io', padded[:, dy:dy + h, dx:dx + w], grad_nhwc)
-                 for dx in range(3)])
-      for dy in range(3)])
-  return grad_x, grad_kernel
+  kernel_size = kernel_hwio.shape[:2]
+  if isinstance(padding, str):
+    padding = [_transpose_padding(k, s, padding) for k, s in zip(kernel_size, strides)]
+  strided_padding = []
+  for k, s, (low, _), size_x, size_g in zip(kernel_size, strides, padding, x_nhwc.shape[1:3],
+                                            grad_nhwc.shape[1:3]):
+    strided_low = k - 1 - low
+    strided_padding.append((strided_low, s * (size_x - 1) + k - size_g - strided_low))
+  swapped = jnp.zeros((*kernel_size, kernel_hwio.shape[3], kernel_hwio.shape[2]),
+                      kernel_hwio.dtype)
+  _, kernel_vjp = jax.vjp(lambda v: jax.lax.conv_general_dilated(
+      grad_nhwc, v, strides, strided_padding, dimension_numbers=('NHWC', 'HWIO', 'NHWC')),
+                          swapped)
+  (grad_swapped,) = kernel_vjp(x_nhwc)
+  return grad_x, jnp.flip(grad_swapped, (0, 1)).swapaxes(2, 3)
 
 
-conv3x3_tap_matmul_grad.defvjp(_tap_matmul_fwd, _tap_matmul_bwd)
+conv_transpose_strided_grad.defvjp(_transpose_fwd, _transpose_bwd)
 
 
-def conv3x3_nhwc(x_nhwc, kernel_hwio):
-  """3x3 SAME cross-correlation, NHWC, in the formulation fastest on this backend."""
+def conv_transpose(x_nhwc, kernel_hwio, strides, padding):
+  """nn.ConvTranspose's transposed convolution in the formulation fastest on this backend."""
   if jax.default_backend() == 'cpu':
-    return conv3x3_tap_matmul_grad(x_nhwc, kernel_hwio)
-  return _xla_conv_nhwc(x_nhwc, kernel_hwio)
+    return conv_transpose_strided_grad(x_nhwc, kernel_hwio, tuple(strides), padding)
+  return _lax_conv_transpose(x_nhwc, kernel_hwio, strides, padding)
 
 
 def use_taps_by_default():
@@ -112,7 +145,7 @@ def use_taps_by_default():
 
 
 class Conv3x3(nn.Module):
-  """3x3 SAME convolution; NCHW (taps formulation) or NHWC (conv3x3_nhwc). Parameters as
+  """3x3 SAME convolution; NCHW (taps formulation) or NHWC (XLA's). Parameters as
   nn.Conv's: 'kernel' (HWIO) and, with use_bias, 'bias', float32; input, kernel and bias are
   cast to `dtype` as nn.Conv casts them."""
   features: int
@@ -126,11 +159,44 @@ class Conv3x3(nn.Module):
     kernel = self.param('kernel', nn.initializers.lecun_normal(),
                         (3, 3, in_features, self.features))
     x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
-    y = conv3x3_taps(x, kernel) if self.channels_first else conv3x3_nhwc(x, kernel)
+    y = conv3x3_taps(x, kernel) if self.channels_first else _xla_conv_nhwc(x, kernel)
     if not self.use_bias:
       return y
     bias = self.param('bias', nn.initializers.zeros_init(), (self.features,)).astype(self.dtype)
     return y + (bias[:, None, None] if self.channels_first else bias)
+
+
+class ConvTranspose(nn.Module):
+  """nn.ConvTranspose (2-D, NHWC; the same parameters, names and initializers, so
+  checkpoints and the released-weight importer see no difference) computed by
+  `conv_transpose`. `padding`: 'SAME', 'VALID' or ((low, high), (low, high))."""
+  features: int
+  kernel_size: tuple
+  strides: tuple = (1, 1)
+  padding: Any = 'SAME'
+  use_bias: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        (*self.kernel_size, x.shape[-1], self.features))
+    padding = self.padding if isinstance(self.padding, str) else tuple(map(tuple, self.padding))
+    y = conv_transpose(x.astype(self.dtype), kernel.astype(self.dtype), self.strides, padding)
+    if not self.use_bias:
+      return y
+    return y + self.param('bias', nn.initializers.zeros_init(), (self.features,)).astype(
+        self.dtype)
+
+
+def max_pool_2x2(x_nhwc):
+  """2x2 max-pool, stride 2 (even sides), as a max over a reshape: its gradient is an
+  elementwise mask that XLA fuses, where nn.max_pool's is a select-and-scatter (8.0 ms
+  against 1.4 ms at 16x64x64x16 on XLA:CPU). The gradient of a tie is shared between the
+  tied inputs, where select-and-scatter gives it to the first; the U-Net pools ReLU outputs,
+  whose ties are at 0, where the ReLU passes no gradient either way."""
+  n, h, w, c = x_nhwc.shape
+  return x_nhwc.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
 def batch_norm(train: bool, dtype=jnp.float32, name=None) -> nn.BatchNorm:

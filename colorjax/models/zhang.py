@@ -22,7 +22,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from colorjax.models.layers import batch_norm
+from colorjax.models import layers
 
 
 class ConvStack(nn.Module):
@@ -41,7 +41,7 @@ class ConvStack(nn.Module):
       x = nn.relu(nn.Conv(self.features, (3, 3), strides=stride,
                           padding=[(self.dilation, self.dilation)] * 2,
                           kernel_dilation=self.dilation, dtype=self.dtype)(x))
-    return batch_norm(train, self.dtype)(x)
+    return layers.batch_norm(train, self.dtype)(x)
 
 
 # (features, convs, stride of the last conv, dilation) of blocks 1-7.
@@ -63,8 +63,8 @@ class ZhangNet(nn.Module):
     x = (l_nhwc - 50.0).astype(self.dtype)  # centred first: bf16 keeps 8 bits of |L - 50|
     for features, convs, stride, dilation in BLOCKS:
       x = ConvStack(channels(features), convs, stride, dilation, self.dtype)(x, train)
-    x = nn.relu(nn.ConvTranspose(channels(256), (4, 4), strides=(2, 2),
-                                 padding=[(2, 2), (2, 2)], dtype=self.dtype)(x))
+    x = nn.relu(layers.ConvTranspose(channels(256), (4, 4), strides=(2, 2),
+                                     padding=((2, 2), (2, 2)), dtype=self.dtype)(x))
     for _ in range(2):
       x = nn.relu(nn.Conv(channels(256), (3, 3), padding=[(1, 1), (1, 1)], dtype=self.dtype)(x))
     return nn.Conv(self.num_outputs, (1, 1), dtype=self.dtype)(x).astype(jnp.float32)

@@ -1,7 +1,8 @@
-"""Times jitted training steps (lax.scan over `steps` iterations, best of `repeats`; the
-first call compiles and is not timed) and the input pipeline alone (images/s, images per
-CPU-second against a tf.data reference, resume cost), and writes report.md.
-Experiment: benchmark."""
+"""Times the tiny CNN's step per conv formulation (lax.scan over `steps` iterations, best of
+`repeats`; the first call compiles and is not timed), every family's training step against
+PyTorch's (step_timing.py, torch_reference.py), sRGB -> Lab against scikit-image, and the
+input pipeline alone (images/s, images per CPU-second against a tf.data reference, resume
+cost), and writes report.md. Experiment: benchmark."""
 
 import io
 import os
@@ -11,13 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import PIL.Image
+import skimage.color
 
-from colorjax import (color, configs, data, images, losses, precision, quantize, report,
+from colorjax import (color, configs, data, images, losses, precision, report, step_timing,
                       throughput, train)
 from colorjax.errors import UsageError
-from colorjax.programs import yuv_gan
 from colorjax.models.tiny_cnn import TinyCNN
-from colorjax.models.zhang import ZhangNet
 
 
 def _size(text):
@@ -50,37 +50,6 @@ def _tiny_cnn_ms(image, taps, config):
   return 1e3 * time_scanned_steps(step, state, batch, config.steps, config.repeats)
 
 
-def _zhang_images_per_second(size, config):
-  """(images/s, FLOPs) of the training step of the softmax Zhang network, one jitted step
-  per batch as fit() runs it.
-  (A lax.scan over this 32M-parameter step did not finish the 64x64 case in 10 minutes on
-  XLA:CPU, where separate steps take 2 s each.)"""
-  bins = quantize.gamut_bins()
-  model = ZhangNet(len(bins), config.zhang_width, precision.compute_dtype(config))
-  tx = train.make_optimizer({'name': 'adamw', 'learning_rate': 3e-5, 'b1': 0.9, 'b2': 0.99,
-                             'weight_decay': 1e-3})
-  crops = _pipeline_images(config.zhang_batch_size, max(size))
-  batch = {'rgb': jnp.asarray(np.stack(crops)[:, :size[0], :size[1]])}
-  state = train.init_state(model, tx, jax.random.PRNGKey(0), jnp.zeros((1, *size, 1)))
-  loss = losses.rebalanced_soft_cross_entropy(model, bins, np.ones(len(bins)))
-  return jitted_images_per_second(train.make_train_step(loss, tx), state, batch,
-                                  config.zhang_steps)
-
-
-def jitted_images_per_second(train_step, state, batch, steps):
-  """(images/s, XLA's FLOPs of one step or None) of `steps` separately jitted steps
-  dispatched back to back, as fit() runs them, after one compiling step."""
-  step = jax.jit(train_step, donate_argnums=0)
-  flops = throughput.step_flops(step, state, batch)
-  state, metrics = step(state, batch)
-  jax.block_until_ready(metrics)
-  start = time.perf_counter()
-  for _ in range(steps):
-    state, metrics = step(state, batch)
-  jax.block_until_ready(metrics)
-  return steps * batch['rgb'].shape[0] / (time.perf_counter() - start), flops
-
-
 def compute_cells(images_per_second, batch_size, flops, peak) -> list[str]:
   """[achieved TFLOP/s, MFU] of a step: '-' where XLA gives no FLOPs or the peak is
   unknown (CPU). MFU is against the peak of every device together."""
@@ -89,19 +58,6 @@ def compute_cells(images_per_second, batch_size, flops, peak) -> list[str]:
   achieved = flops * images_per_second / batch_size / 1e12
   mfu = f'{100 * achieved / (peak * jax.device_count()):.1f}%' if peak else '-'
   return [f'{achieved:.3g}', mfu]
-
-
-def _gan_images_per_second(config):
-  """(images/s, FLOPs) of one GAN step (critic and generator updates) of the yuv_gan
-  experiment's default config at `gan_size`, batch `gan_batch_size`."""
-  gan_config = configs.load_config('yuv_gan')
-  size = gan_config.data.crop = config.gan_size
-  gan_config.data.batch_size = config.gan_batch_size
-  gan_config.compute_dtype = config.compute_dtype
-  crops = _pipeline_images(config.gan_batch_size, size)
-  return jitted_images_per_second(yuv_gan.make_train_step(gan_config),
-                                  yuv_gan.init_state(gan_config),
-                                  {'rgb': jnp.asarray(np.stack(crops))}, config.gan_steps)
 
 
 def _pipeline_images(count, size, seed=0):
@@ -229,8 +185,83 @@ MFU_NOTE = ('TFLOP/s: XLA\'s cost analysis of the step (its FLOPs) x steps/s; MF
             'known device: throughput.PEAK_TFLOPS), all devices together.')
 
 
+def _family_cases(config):
+  """[(family, batch size)] of --config.families ('unet:16', ...)."""
+  cases = []
+  for entry in config.families:
+    family, _, batch = entry.partition(':')
+    if family not in step_timing.FAMILIES or not batch.isdigit() or int(batch) < 1:
+      raise UsageError(f"--config.families entry '{entry}' is not FAMILY:BATCH with FAMILY one "
+                       f"of {', '.join(step_timing.FAMILIES)} (e.g. unet:16)")
+    cases.append((family, int(batch)))
+  return cases
+
+
+def _torch_reference():
+  """colorjax.torch_reference, or None where torch does not import (it is optional)."""
+  try:
+    from colorjax import torch_reference
+  except ImportError:
+    return None
+  return torch_reference
+
+
+def family_rows(config, peak):
+  """One row per family and size: colorjax's init, compile and images/s, TFLOP/s and MFU,
+  and PyTorch's images/s on the same batch, measured right after, with the ratio."""
+  torch_reference = _torch_reference() if config.torch else None
+  rows = []
+  for size in config.family_sizes:
+    for family, batch_size in _family_cases(config):
+      rgb = np.stack(_pipeline_images(batch_size, size))
+      ours = step_timing.time_family(
+          step_timing.family_step(family, size, batch_size, config.compute_dtype),
+          {'rgb': jnp.asarray(rgb)}, config.family_steps)
+      theirs = (torch_reference.time_train_step(family, rgb, config.family_steps)
+                if torch_reference else None)
+      rate = ours.images_per_second
+      cells = [f'{rate:.1f}', *compute_cells(rate, batch_size, ours.flops, peak)]
+      if theirs:
+        cells += [f"{theirs['images_per_second']:.1f}",
+                  f"{rate / theirs['images_per_second']:.2f}x"]
+      else:
+        cells += ['-', '-']
+      rows.append([family, f'{size}x{size}', batch_size, f'{ours.init_s:.1f}',
+                   f'{ours.compile_s:.1f}', *cells])
+      print('family step: ' + ' | '.join(map(str, rows[-1])), flush=True)
+  return rows, torch_reference is not None
+
+
+FAMILY_HEADER = ['family', 'size', 'batch', 'init s', 'compile s', 'images/s', 'TFLOP/s', 'MFU',
+                 'PyTorch images/s', 'colorjax / PyTorch']
+
+
+def lab_row(config):
+  """[shape, colorjax ms, skimage uint8 ms, ratio, skimage float32 ms, ratio]: uint8 RGB ->
+  Lab, jitted color.lab_from_uint8 (best of 10) against skimage.color.rgb2lab (best of 3)."""
+  count, side = config.lab_batch, config.lab_side
+  rgb = np.stack(_pipeline_images(count, side))
+  convert = jax.jit(color.lab_from_uint8)
+  ours = _best_ms(lambda: jax.block_until_ready(convert(rgb)), 10)
+  uint8 = _best_ms(lambda: skimage.color.rgb2lab(rgb), 3)
+  float32 = _best_ms(lambda: skimage.color.rgb2lab(rgb.astype(np.float32) / 255), 3)
+  return [f'{count}x{side}x{side}', f'{ours:.1f}', f'{uint8:.0f}', f'{uint8 / ours:.1f}x',
+          f'{float32:.0f}', f'{float32 / ours:.1f}x']
+
+
+def _best_ms(run, repeats):
+  run()
+  best = np.inf
+  for _ in range(repeats):
+    start = time.perf_counter()
+    run()
+    best = min(best, time.perf_counter() - start)
+  return 1e3 * best
+
+
 def main(config, workdir):
   precision.compute_dtype(config)
+  _family_cases(config)
   unknown = set(config.formulations) - {'taps', 'nhwc'}
   if unknown:
     raise UsageError(f"unknown formulation(s) {', '.join(sorted(unknown))}: choose taps or nhwc")
@@ -246,23 +277,10 @@ def main(config, workdir):
                    f'{ms:.1f}'])
   device = jax.devices()[0]
   peak = throughput.peak_tflops(device.device_kind, config.peak_tflops)
-  zhang_rows = []
-  for size in config.zhang_sizes:
-    h, w = _size(size)
-    rate, flops = _zhang_images_per_second((h, w), config)
-    compute = compute_cells(rate, config.zhang_batch_size, flops, peak)
-    print(f'Zhang et al. train step (width {config.zhang_width}), {h}x{w}: {rate:.2f} images/s, '
-          f'{compute[0]} TFLOP/s, MFU {compute[1]}', flush=True)
-    zhang_rows.append([f'{h}x{w}', config.zhang_batch_size, f'{rate:.2f}',
-                       f'{1e3 * config.zhang_batch_size / rate:.0f}', *compute])
-  gan_rows = []
-  if config.gan_size:
-    rate, flops = _gan_images_per_second(config)
-    compute = compute_cells(rate, config.gan_batch_size, flops, peak)
-    print(f'YUV GAN train step, {config.gan_size}x{config.gan_size}: {rate:.1f} images/s, '
-          f'{compute[0]} TFLOP/s, MFU {compute[1]}', flush=True)
-    gan_rows.append([f'{config.gan_size}x{config.gan_size}', config.gan_batch_size,
-                     f'{rate:.1f}', f'{1e3 * config.gan_batch_size / rate:.0f}', *compute])
+  families, with_torch = family_rows(config, peak)
+  lab = [lab_row(config)] if config.lab_batch else []
+  if lab:
+    print('rgb -> Lab: ' + ' | '.join(lab[0]), flush=True)
   pipeline_rows = []
   for case in config.pipeline_cases:
     source_size, crop = _size(case.replace(':', 'x'))
@@ -280,18 +298,26 @@ def main(config, workdir):
       f'device(s). Each figure is the best of {config.repeats} timings of {config.steps} '
       'iterations under one jitted lax.scan (MSE on ab, Adam), compile excluded.',
       report.markdown_table(['what', 'size', 'formulation', 'ms/iteration'], rows),
-      'taps: NCHW sum of shifted planes (layers.conv3x3_taps); nhwc: lax.conv, with the '
-      'kernel gradient as one matmul per tap on CPU (layers.conv3x3_nhwc).',
-      f'## Zhang et al. network (width {config.zhang_width}, softmax head, AdamW, '
-      f'{config.compute_dtype})',
-      f'{config.zhang_steps} jitted training steps after one compiling step. ' + MFU_NOTE.format(
+      'taps: NCHW sum of shifted planes (layers.conv3x3_taps); nhwc: XLA\'s convolution '
+      '(layers.Conv3x3 channels-last).',
+      '## Training step of each family',
+      f'The step each program trains with ({config.compute_dtype}): `unet` the unet_portrait '
+      'gray -> RGB step (MAE, Adam), `gan` the yuv_gan default (one critic and one generator '
+      'update; BCE, Adam), `zhang_softmax` / `zhang_regression` the full-width Zhang et al. '
+      'network with its rebalanced soft cross-entropy / ab MSE (AdamW). init: the fresh state '
+      '(one compiled function); compile: the step\'s XLA compilation; images/s over '
+      f'{config.family_steps} steps after a warm-up step. PyTorch: the same networks, loss and '
+      'optimizer in eager PyTorch (colorjax/torch_reference.py; the same parameter counts), '
+      'timed on the same batch right after.' + (
+          '' if with_torch else ' **torch does not import here (or --config.torch=False): no '
+          'PyTorch column.**') + ' ' + MFU_NOTE.format(
           peak=f'{peak:g} TFLOP/s per device' if peak else 'unknown for this device: no MFU'),
-      report.markdown_table(COMPUTE_HEADER, zhang_rows),
-      '## YUV conditional GAN',
-      f'One step = one critic and one generator update (the `yuv_gan` default: BCE, Adam, '
-      f'{config.compute_dtype}); '
-      f'{config.gan_steps} jitted steps after one compiling step.',
-      report.markdown_table(COMPUTE_HEADER, gan_rows),
+      report.markdown_table(FAMILY_HEADER, families),
+      '## sRGB -> Lab',
+      'uint8 RGB to Lab: jitted `color.lab_from_uint8` (best of 10) against scikit-image\'s '
+      '`rgb2lab` on the uint8 batch and on it as float32 (best of 3), the same crops.',
+      report.markdown_table(['batch', 'colorjax ms', 'skimage uint8 ms', 'ratio',
+                             'skimage float32 ms', 'ratio'], lab),
       '## Input pipeline',
       f'Training batches of {config.pipeline_batch_size} (shuffle, random crop, flip, batch) '
       f'from {config.pipeline_examples} distinct images, records held as decoded arrays or '

@@ -1,0 +1,89 @@
+"""Each family's training step as its program builds it, timed in three parts: init (the
+fresh state), compile (lowering and XLA compilation of the step) and steps (images/s of
+jitted steps dispatched back to back, as fit() runs them). The benchmark's family table;
+the same steps in PyTorch (torch_reference.py) give its reference column."""
+
+import time
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from colorjax import configs, losses, precision, quantize, throughput, train
+from colorjax.errors import UsageError
+from colorjax.models.unet import UNet
+from colorjax.models.zhang import ZhangNet
+from colorjax.programs import yuv_gan
+from colorjax.programs.unet_portrait import SHIFTED
+
+FAMILIES = ('unet', 'gan', 'zhang_softmax', 'zhang_regression')
+
+
+class FamilyStep(NamedTuple):
+  init: Callable  # () -> state
+  step: Callable  # (state, batch) -> (state, metrics)
+
+
+def _supervised(model, loss_fn, optimizer, size) -> FamilyStep:
+  stage = configs.data_config(crop=size)
+  tx = train.make_optimizer(optimizer)
+  return FamilyStep(
+      lambda: train.init_state(model, tx, jax.random.PRNGKey(0),
+                               jnp.zeros((1, stage.crop, stage.crop, 1))),
+      train.make_train_step(loss_fn, tx))
+
+
+def family_step(family: str, size: int, batch_size: int, compute_dtype='float32') -> FamilyStep:
+  """The train step of `family` (unet, gan, zhang_softmax, zhang_regression) at size x size:
+  the unet_portrait gray -> RGB step, the yuv_gan default (BCE, Adam; critic and generator
+  update), the full-width Zhang et al. network with its two heads (AdamW)."""
+  dtype = precision.compute_dtype({'compute_dtype': compute_dtype})
+  if family == 'unet':
+    model = UNet(3, dtype=dtype)
+    return _supervised(model, losses.rgb_regression(model, SHIFTED),
+                       configs.optimizer('adam', 1e-3), size)
+  if family == 'gan':
+    config = configs.load_config('yuv_gan')
+    config.data.crop, config.data.batch_size = size, batch_size
+    config.compute_dtype = compute_dtype
+    return FamilyStep(lambda: yuv_gan.init_state(config), yuv_gan.make_train_step(config))
+  adamw = configs.optimizer('adamw', 3e-5, b1=0.9, b2=0.99, weight_decay=1e-3)
+  if family == 'zhang_softmax':
+    bins = quantize.gamut_bins()
+    model = ZhangNet(len(bins), dtype=dtype)
+    return _supervised(model, losses.rebalanced_soft_cross_entropy(model, bins,
+                                                                   np.ones(len(bins))),
+                       adamw, size)
+  if family == 'zhang_regression':
+    model = ZhangNet(2, dtype=dtype)
+    return _supervised(model, losses.quarter_ab_regression(model), adamw, size)
+  raise UsageError(f"unknown family '{family}': choose from {', '.join(FAMILIES)}")
+
+
+class StepTiming(NamedTuple):
+  init_s: float
+  compile_s: float
+  images_per_second: float
+  flops: float | None  # XLA's estimate for one step (throughput.step_flops)
+
+
+def time_family(family_step_: FamilyStep, batch, steps: int) -> StepTiming:
+  """Init (one compiled function, as the programs run it: train.init_network), compile, and
+  the rate of `steps` steps after one warm-up step."""
+  start = time.perf_counter()
+  state = jax.block_until_ready(family_step_.init())
+  init_s = time.perf_counter() - start
+  jitted = jax.jit(family_step_.step, donate_argnums=0)
+  flops = throughput.step_flops(jitted, state, batch)
+  start = time.perf_counter()
+  step = jitted.lower(state, batch).compile()
+  compile_s = time.perf_counter() - start
+  state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  start = time.perf_counter()
+  for _ in range(steps):
+    state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  rate = steps * len(batch['rgb']) / (time.perf_counter() - start)
+  return StepTiming(init_s, compile_s, rate, flops)

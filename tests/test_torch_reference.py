@@ -1,0 +1,47 @@
+"""The PyTorch reference steps of the benchmark: their networks are colorjax's (the same
+parameter count at 64x64), and each step runs."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+pytest.importorskip('torch')
+
+from colorjax import quantize, torch_reference  # noqa: E402
+from colorjax.models.unet import UNet  # noqa: E402
+from colorjax.models.yuv_gan import LAYOUTS, Discriminator, Generator  # noqa: E402
+from colorjax.models.zhang import ZhangNet  # noqa: E402
+
+
+def _jax_parameter_count(model, *inputs):
+  shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), *inputs)
+  return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(shapes['params']))
+
+
+def _jax_models(family):
+  """(model, *inputs) of the colorjax network(s) of a family at 64x64."""
+  image = jax.ShapeDtypeStruct((1, 64, 64, 1), jnp.float32)
+  if family == 'unet':
+    return [(UNet(out_channels=3), image)]
+  if family == 'gan':
+    generator = Generator(layout=LAYOUTS['writeup'])
+    return [(generator, image, jax.ShapeDtypeStruct((1, generator.noise_dim), jnp.float32)),
+            (Discriminator(layout=LAYOUTS['writeup']),
+             jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32))]
+  outputs = len(quantize.gamut_bins()) if family == 'zhang_softmax' else 2
+  return [(ZhangNet(outputs), image)]
+
+
+@pytest.mark.parametrize('family', torch_reference.FAMILIES)
+def test_parameter_count_is_colorjax_networks(family):
+  expected = sum(_jax_parameter_count(*model) for model in _jax_models(family))
+  assert torch_reference.parameter_count(family) == expected
+
+
+@pytest.mark.parametrize('family', torch_reference.FAMILIES)
+def test_train_step_runs(family):
+  rgb = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+  timing = torch_reference.time_train_step(family, rgb, steps=1)
+  assert set(timing) == {'init_s', 'first_step_s', 'images_per_second'}
+  assert all(value > 0 for value in timing.values())
