@@ -93,16 +93,22 @@ def nearest_bin(ab, bins):
 
 def soft_encode(ab, bins, neighbours: int = 10, sigma: float = 5.0):
   """(..., Q) target distribution: Gaussian weights (sigma) on the `neighbours` nearest bins,
-  zero elsewhere, summing to 1 (Zhang et al.; 10 neighbours, as the authors confirmed)."""
+  zero elsewhere, summing to 1 (Zhang et al.; 10 neighbours, as the authors confirmed).
+
+  The nearest bins are taken one at a time (argmin, then masked), ties by bin order:
+  lax.top_k is a full sort on XLA:CPU, 50 ms of the Zhang et al. step at 64x64, batch 8."""
   d2 = jnp.maximum(_squared_distances(ab, bins), 0.0)
-  neg_d2, index = jax.lax.top_k(-d2, neighbours)  # exactly `neighbours`, ties by bin order
+  chosen, nearest_d2 = [], []
+  for _ in range(neighbours):
+    index = jnp.argmin(d2, axis=-1)
+    one_hot = jax.nn.one_hot(index, d2.shape[-1], dtype=bool)
+    chosen.append(one_hot)
+    nearest_d2.append(jnp.min(d2, axis=-1))
+    d2 = jnp.where(one_hot, jnp.inf, d2)
   # Measured from the nearest bin, so that far out-of-gamut ab cannot underflow to 0 / 0.
-  gaussian = jnp.exp((neg_d2 - neg_d2[..., :1]) / (2 * sigma ** 2))
+  gaussian = jnp.exp((nearest_d2[0][..., None] - jnp.stack(nearest_d2, -1)) / (2 * sigma ** 2))
   weights = gaussian / jnp.sum(gaussian, axis=-1, keepdims=True)
-  flat_index, flat_weights = index.reshape(-1, neighbours), weights.reshape(-1, neighbours)
-  target = jax.vmap(lambda i, w: jnp.zeros(d2.shape[-1], w.dtype).at[i].set(w))(
-      flat_index, flat_weights)
-  return target.reshape(d2.shape)
+  return sum(jnp.where(one_hot, weights[..., i:i + 1], 0.0) for i, one_hot in enumerate(chosen))
 
 
 def empirical_prior(counts, bins, sigma: float = 5.0):

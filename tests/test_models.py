@@ -333,3 +333,21 @@ def test_import_colorjax_keeps_convolutions_out_of_ynnpack():
                        text=True, check=True).stdout
   assert 'convolution(' in hlo
   assert 'ynn' not in hlo
+
+
+def test_dropout_keeps_the_rounded_probability_and_the_expectation():
+  x = jnp.full((64, 32, 33), 2.0)  # an odd last side: the two halves of a draw cross rows
+  layer = layers.Dropout(0.1)
+  keep = 58982 / 65536  # round(0.9 * 65536) / 65536
+  out = layer.apply({}, x, rngs={'dropout': jax.random.PRNGKey(0)})
+  kept = np.asarray(out) != 0
+  np.testing.assert_allclose(np.asarray(out)[kept], 2.0 / keep, rtol=1e-6)
+  n = kept.size
+  assert abs(kept.mean() - keep) < 5 * np.sqrt(keep * (1 - keep) / n)  # binomial, 5 sigma
+  # Both 16-bit halves of a draw are used: neither half of the flat array is all kept.
+  assert not kept.reshape(-1)[: n // 2].all() and not kept.reshape(-1)[n // 2:].all()
+  again = layer.apply({}, x, rngs={'dropout': jax.random.PRNGKey(0)})
+  other = layer.apply({}, x, rngs={'dropout': jax.random.PRNGKey(1)})
+  np.testing.assert_array_equal(out, again)
+  assert (np.asarray(other) != 0).tolist() != kept.tolist()
+  np.testing.assert_array_equal(layers.Dropout(0.1, deterministic=True).apply({}, x), x)

@@ -199,6 +199,26 @@ def max_pool_2x2(x_nhwc):
   return x_nhwc.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
 
 
+class Dropout(nn.Module):
+  """nn.Dropout from 16-bit uniforms, two per 32-bit random draw: half nn.Dropout's threefry
+  work, the largest elementwise cost of the U-Net's step on XLA:CPU (8.8 -> 3.4 ms at
+  16x64x64x32). The keep probability is rounded to 1/65536 (0.9: 58982/65536) and kept
+  values are divided by that rounded probability, so the expected output is the input."""
+  rate: float
+  deterministic: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    if self.deterministic or self.rate == 0:
+      return x
+    threshold = round((1 - self.rate) * 65536)
+    if threshold == 0:
+      return jnp.zeros_like(x)
+    bits = jax.random.bits(self.make_rng('dropout'), (-(-x.size // 2),), jnp.uint32)
+    uniform16 = jnp.concatenate([bits & 0xFFFF, bits >> 16])[:x.size].reshape(x.shape)
+    return jnp.where(uniform16 < threshold, x / (threshold / 65536), 0).astype(x.dtype)
+
+
 def batch_norm(train: bool, dtype=jnp.float32, name=None) -> nn.BatchNorm:
   """BatchNorm as every family uses it: momentum 0.9, epsilon 1e-5, normalized output in
   `dtype`. The batch mean and variance, the running averages, scale and bias are float32 in

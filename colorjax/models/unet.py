@@ -20,7 +20,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from colorjax.models.layers import Conv3x3, ConvTranspose, batch_norm, max_pool_2x2
+from colorjax.models.layers import (Conv3x3, ConvTranspose, Dropout, batch_norm,
+                                     max_pool_2x2)
 
 
 class DoubleConv(nn.Module):
@@ -65,11 +66,11 @@ class UNet(nn.Module):
       x = DoubleConv(features, self.dtype)(x, train)
       skips.append(x)
       x = max_pool_2x2(x)
-      x = nn.Dropout(self.dropout, deterministic=not train)(x)
+      x = Dropout(self.dropout, deterministic=not train)(x)
     x = DoubleConv(self.features[-1], self.dtype)(x, train)
     for features, skip in zip(reversed(self.features[:-1]), reversed(skips)):
       x = ConvTranspose(features, (2, 2), strides=(2, 2), dtype=self.dtype)(x)
-      x = nn.Dropout(self.dropout, deterministic=not train)(jnp.concatenate([x, skip], -1))
+      x = Dropout(self.dropout, deterministic=not train)(jnp.concatenate([x, skip], -1))
       x = DoubleConv(features, self.dtype)(x, train)
     x = nn.Conv(self.out_channels, (1, 1), dtype=self.dtype)(x)[:, :height, :width]
     return nn.sigmoid(x.astype(jnp.float32))  # in float32: bf16 rounds [0, 1] to 2^-9
