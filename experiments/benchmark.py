@@ -26,7 +26,7 @@ def get_config():
   config.family_sizes = (64,)             # square sides; the Zhang network needs multiples of 8
   config.family_steps = 5                 # timed steps, after one warm-up step
   config.torch = True                     # the PyTorch column (if torch imports)
-  config.compute_dtype = 'float32'        # colorjax's steps (colorjax/precision.py); PyTorch: float32
+  config.compute_dtype = 'float32'        # colorjax's steps (precision.py); PyTorch's: float32
   # uint8 RGB -> Lab: color.lab_from_uint8 against skimage.color.rgb2lab; 0 skips.
   config.lab_batch = 64
   config.lab_side = 256

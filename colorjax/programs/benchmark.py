@@ -216,9 +216,9 @@ def family_rows(config, peak):
       rgb = np.stack(_pipeline_images(batch_size, size))
       ours = step_timing.time_family(
           step_timing.family_step(family, size, batch_size, config.compute_dtype),
-          {'rgb': jnp.asarray(rgb)}, config.family_steps)
-      theirs = (torch_reference.time_train_step(family, rgb, config.family_steps)
-                if torch_reference else None)
+          {'rgb': jnp.asarray(rgb)}, config.family_steps, config.repeats)
+      theirs = (torch_reference.time_train_step(family, rgb, config.family_steps,
+                                                config.repeats) if torch_reference else None)
       rate = ours.images_per_second
       cells = [f'{rate:.1f}', *compute_cells(rate, batch_size, ours.flops, peak)]
       if theirs:
@@ -305,10 +305,10 @@ def main(config, workdir):
       'gray -> RGB step (MAE, Adam), `gan` the yuv_gan default (one critic and one generator '
       'update; BCE, Adam), `zhang_softmax` / `zhang_regression` the full-width Zhang et al. '
       'network with its rebalanced soft cross-entropy / ab MSE (AdamW). init: the fresh state '
-      '(one compiled function); compile: the step\'s XLA compilation; images/s over '
-      f'{config.family_steps} steps after a warm-up step. PyTorch: the same networks, loss and '
-      'optimizer in eager PyTorch (colorjax/torch_reference.py; the same parameter counts), '
-      'timed on the same batch right after.' + (
+      '(one compiled function); compile: the step\'s XLA compilation; images/s: the best of '
+      f'{config.repeats} windows of {config.family_steps} steps after a warm-up step. PyTorch: '
+      'the same networks, loss and optimizer in eager PyTorch (colorjax/torch_reference.py; '
+      'the same parameter counts), timed the same way on the same batch right after.' + (
           '' if with_torch else ' **torch does not import here (or --config.torch=False): no '
           'PyTorch column.**') + ' ' + MFU_NOTE.format(
           peak=f'{peak:g} TFLOP/s per device' if peak else 'unknown for this device: no MFU'),
