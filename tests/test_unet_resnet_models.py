@@ -2,11 +2,13 @@
 
 import functools
 
+import flax.linen
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from colorjax.models import layers
 from colorjax.models.resnet import ResNetClassifier, ResNetColorizer, load_encoder
 from colorjax.models.unet import UNet
 
@@ -155,18 +157,17 @@ def test_load_encoder_rejects_a_classifier_of_other_input_channels():
 def test_unet_drops_out_after_every_pool_and_every_decoder_concatenation():
   """The portrait write-up's 8 Dropout(0.1) layers: 4 after the encoder's max-pools, 4 after
   the decoder's skip concatenations (counted as the network runs)."""
-  import flax.linen as nn
   model = UNet(2)
   x = jnp.zeros((1, 32, 32, 1))
   variables = model.init(jax.random.PRNGKey(0), x)
   rates = []
 
   def count(next_fun, args, kwargs, context):
-    if isinstance(context.module, nn.Dropout) and context.method_name == '__call__':
+    if isinstance(context.module, layers.Dropout) and context.method_name == '__call__':
       rates.append(context.module.rate)
     return next_fun(*args, **kwargs)
 
-  with nn.intercept_methods(count):
+  with flax.linen.intercept_methods(count):
     model.apply(variables, x, train=True, mutable=['batch_stats'],
                 rngs={'dropout': jax.random.PRNGKey(1)})
   assert rates == [0.1] * 8

@@ -1,6 +1,6 @@
 """Times the tiny CNN's step per conv formulation (lax.scan over `steps` iterations, best of
 `repeats`; the first call compiles and is not timed), every family's training step against
-PyTorch's (step_timing.py, torch_reference.py), sRGB -> Lab against scikit-image, and the
+PyTorch's (programs/_family_steps.py, torch_reference.py), sRGB -> Lab against scikit-image, and the
 input pipeline alone (images/s, images per CPU-second against a tf.data reference, resume
 cost), and writes report.md. Experiment: benchmark."""
 
@@ -14,10 +14,11 @@ import numpy as np
 import PIL.Image
 import skimage.color
 
-from colorjax import (color, configs, data, images, losses, precision, report, step_timing,
-                      throughput, train)
+from colorjax import (color, configs, data, images, losses, precision, report, throughput,
+                      train)
 from colorjax.errors import UsageError
 from colorjax.models.tiny_cnn import TinyCNN
+from colorjax.programs import _family_steps
 
 
 def _size(text):
@@ -190,9 +191,9 @@ def _family_cases(config):
   cases = []
   for entry in config.families:
     family, _, batch = entry.partition(':')
-    if family not in step_timing.FAMILIES or not batch.isdigit() or int(batch) < 1:
+    if family not in _family_steps.FAMILIES or not batch.isdigit() or int(batch) < 1:
       raise UsageError(f"--config.families entry '{entry}' is not FAMILY:BATCH with FAMILY one "
-                       f"of {', '.join(step_timing.FAMILIES)} (e.g. unet:16)")
+                       f"of {', '.join(_family_steps.FAMILIES)} (e.g. unet:16)")
     cases.append((family, int(batch)))
   return cases
 
@@ -214,8 +215,8 @@ def family_rows(config, peak):
   for size in config.family_sizes:
     for family, batch_size in _family_cases(config):
       rgb = np.stack(_pipeline_images(batch_size, size))
-      ours = step_timing.time_family(
-          step_timing.family_step(family, size, batch_size, config.compute_dtype),
+      ours = _family_steps.time_family(
+          _family_steps.family_step(family, size, batch_size, config.compute_dtype),
           {'rgb': jnp.asarray(rgb)}, config.family_steps, config.repeats)
       theirs = (torch_reference.time_train_step(family, rgb, config.family_steps,
                                                 config.repeats) if torch_reference else None)

@@ -1,7 +1,8 @@
 """Each family's training step as its program builds it, timed in three parts: init (the
 fresh state), compile (lowering and XLA compilation of the step) and steps (images/s of
 jitted steps dispatched back to back, as fit() runs them). The benchmark's family table;
-the same steps in PyTorch (torch_reference.py) give its reference column."""
+the same steps in PyTorch (colorjax/torch_reference.py) give its reference column. A module of
+the programs layer (it builds the programs' steps), not a program: its name starts with _."""
 
 import time
 from typing import Callable, NamedTuple
