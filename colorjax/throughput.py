@@ -25,11 +25,27 @@ def step_flops(jitted, *args) -> float | None:
   over every device). Read from the lowered program, so nothing compiles a second time; None
   where the backend gives no estimate. The body of a lax.scan counts once, whatever its
   length: estimate one step, not a scan of them."""
-  cost = jitted.lower(*args).cost_analysis()
+  return lowered_flops(jitted.lower(*args))
+
+
+def lowered_flops(lowered) -> float | None:
+  """step_flops of a program already lowered (jax.stages.Lowered)."""
+  cost = lowered.cost_analysis()
   if isinstance(cost, (list, tuple)):  # older jax: one dict per program
     cost = cost[0] if cost else None
   flops = (cost or {}).get('flops', -1.0)
   return float(flops) if flops > 0 else None
+
+
+def best_seconds(run, repeats: int) -> float:
+  """The fastest of `repeats` timed calls of run() (the caller warms it up first): the
+  benchmark's figures, whose slow outliers are other work on a shared machine."""
+  best = float('inf')
+  for _ in range(repeats):
+    start = time.perf_counter()
+    run()
+    best = min(best, time.perf_counter() - start)
+  return best
 
 
 class Meter:

@@ -26,7 +26,7 @@ import torch._dynamo  # noqa: F401 (the first optimizer imports it: 1 s of one f
 from torch import nn
 from torch.nn import functional as F
 
-from colorjax import quantize
+from colorjax import quantize, throughput
 from colorjax.models import unet, yuv_gan, zhang
 
 FAMILIES = ('unet', 'gan', 'zhang_softmax', 'zhang_regression')
@@ -279,11 +279,6 @@ def time_train_step(family: str, rgb_nhwc_uint8: np.ndarray, steps: int,
   start = time.perf_counter()
   step(rgb)
   first_step_s = time.perf_counter() - start
-  best = np.inf
-  for _ in range(repeats):
-    start = time.perf_counter()
-    for _ in range(steps):
-      step(rgb)
-    best = min(best, time.perf_counter() - start)
+  best = throughput.best_seconds(lambda: [step(rgb) for _ in range(steps)], repeats)
   return {'init_s': init_s, 'first_step_s': first_step_s,
           'images_per_second': steps * rgb.shape[0] / best}

@@ -15,8 +15,7 @@ from colorjax import configs, losses, precision, quantize, throughput, train
 from colorjax.errors import UsageError
 from colorjax.models.unet import UNet
 from colorjax.models.zhang import ZhangNet
-from colorjax.programs import yuv_gan
-from colorjax.programs.unet_portrait import SHIFTED
+from colorjax.programs import unet_portrait, yuv_gan
 
 FAMILIES = ('unet', 'gan', 'zhang_softmax', 'zhang_regression')
 
@@ -27,11 +26,9 @@ class FamilyStep(NamedTuple):
 
 
 def _supervised(model, loss_fn, optimizer, size) -> FamilyStep:
-  stage = configs.data_config(crop=size)
   tx = train.make_optimizer(optimizer)
   return FamilyStep(
-      lambda: train.init_state(model, tx, jax.random.PRNGKey(0),
-                               jnp.zeros((1, stage.crop, stage.crop, 1))),
+      lambda: train.init_state(model, tx, jax.random.PRNGKey(0), jnp.zeros((1, size, size, 1))),
       train.make_train_step(loss_fn, tx))
 
 
@@ -41,9 +38,10 @@ def family_step(family: str, size: int, batch_size: int, compute_dtype='float32'
   update), the full-width Zhang et al. network with its two heads (AdamW)."""
   dtype = precision.compute_dtype({'compute_dtype': compute_dtype})
   if family == 'unet':
-    model = UNet(3, dtype=dtype)
-    return _supervised(model, losses.rgb_regression(model, SHIFTED),
-                       configs.optimizer('adam', 1e-3), size)
+    outputs, loss, _, _ = unet_portrait.TASKS['gray2rgb']
+    model = UNet(outputs, dtype=dtype)
+    return _supervised(model, loss(model, unet_portrait.SHIFTED), configs.optimizer('adam', 1e-3),
+                       size)
   if family == 'gan':
     config = configs.load_config('yuv_gan')
     config.data.crop, config.data.batch_size = size, batch_size
@@ -75,19 +73,18 @@ def time_family(family_step_: FamilyStep, batch, steps: int, repeats: int = 1) -
   start = time.perf_counter()
   state = jax.block_until_ready(family_step_.init())
   init_s = time.perf_counter() - start
-  jitted = jax.jit(family_step_.step, donate_argnums=0)
-  flops = throughput.step_flops(jitted, state, batch)
   start = time.perf_counter()
-  step = jitted.lower(state, batch).compile()
+  lowered = jax.jit(family_step_.step, donate_argnums=0).lower(state, batch)
+  step = lowered.compile()
   compile_s = time.perf_counter() - start
   state, metrics = step(state, batch)
   jax.block_until_ready(metrics)
-  best = np.inf
-  for _ in range(repeats):
-    start = time.perf_counter()
+
+  def run_steps():
+    nonlocal state, metrics
     for _ in range(steps):
       state, metrics = step(state, batch)
     jax.block_until_ready(metrics)
-    best = min(best, time.perf_counter() - start)
-  rate = steps * len(batch['rgb']) / best
-  return StepTiming(init_s, compile_s, rate, flops)
+
+  rate = steps * len(batch['rgb']) / throughput.best_seconds(run_steps, repeats)
+  return StepTiming(init_s, compile_s, rate, throughput.lowered_flops(lowered))

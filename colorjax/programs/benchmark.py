@@ -32,13 +32,8 @@ def _size(text):
 def time_scanned_steps(train_step, state, batch, steps, repeats):
   """Best wall time per iteration of `steps` iterations of train_step under one lax.scan."""
   run = jax.jit(lambda s: jax.lax.scan(lambda s, _: train_step(s, batch), s, None, length=steps))
-  jax.block_until_ready(run(state))
-  best = np.inf
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(run(state))
-    best = min(best, time.perf_counter() - start)
-  return best / steps
+  jax.block_until_ready(run(state))  # compiles
+  return throughput.best_seconds(lambda: jax.block_until_ready(run(state)), repeats) / steps
 
 
 def _tiny_cnn_ms(image, taps, config):
@@ -180,7 +175,6 @@ def _per_core_and_resume(config):
   return per_core_rows, resume_rows, tf
 
 
-COMPUTE_HEADER = ['size', 'batch', 'images/s', 'ms/step', 'TFLOP/s', 'MFU']
 MFU_NOTE = ('TFLOP/s: XLA\'s cost analysis of the step (its FLOPs) x steps/s; MFU: that over '
             'the peak ({peak}; --config.peak_tflops sets it, else the dense bf16 peak of a '
             'known device: throughput.PEAK_TFLOPS), all devices together.')
@@ -243,21 +237,16 @@ def lab_row(config):
   count, side = config.lab_batch, config.lab_side
   rgb = np.stack(_pipeline_images(count, side))
   convert = jax.jit(color.lab_from_uint8)
-  ours = _best_ms(lambda: jax.block_until_ready(convert(rgb)), 10)
-  uint8 = _best_ms(lambda: skimage.color.rgb2lab(rgb), 3)
-  float32 = _best_ms(lambda: skimage.color.rgb2lab(rgb.astype(np.float32) / 255), 3)
+  ours = _warm_best_ms(lambda: jax.block_until_ready(convert(rgb)), 10)
+  uint8 = _warm_best_ms(lambda: skimage.color.rgb2lab(rgb), 3)
+  float32 = _warm_best_ms(lambda: skimage.color.rgb2lab(rgb.astype(np.float32) / 255), 3)
   return [f'{count}x{side}x{side}', f'{ours:.1f}', f'{uint8:.0f}', f'{uint8 / ours:.1f}x',
           f'{float32:.0f}', f'{float32 / ours:.1f}x']
 
 
-def _best_ms(run, repeats):
-  run()
-  best = np.inf
-  for _ in range(repeats):
-    start = time.perf_counter()
-    run()
-    best = min(best, time.perf_counter() - start)
-  return 1e3 * best
+def _warm_best_ms(run, repeats):
+  run()  # compiles, fills caches
+  return 1e3 * throughput.best_seconds(run, repeats)
 
 
 def main(config, workdir):
