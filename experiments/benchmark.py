@@ -23,7 +23,7 @@ def get_config():
   config.resume_step = 2_000_000          # resume cost: first batch at this step vs step 0
   # Training step of each family (programs/_family_steps.py) and its PyTorch equivalent (torch_reference.py).
   config.families = ('unet:16', 'gan:16', 'zhang_softmax:8', 'zhang_regression:8')  # FAMILY:BATCH
-  config.family_sizes = (64,)             # square sides; the Zhang network needs multiples of 8
+  config.family_sizes = (64,)             # square sides, multiples of 16
   config.family_steps = 5                 # timed steps, after one warm-up step
   config.torch = True                     # the PyTorch column (if torch imports)
   config.compute_dtype = 'float32'        # colorjax's steps (precision.py); PyTorch's: float32

@@ -74,6 +74,9 @@ def test_norm_ablation_writes_report_and_figures_and_is_not_retrained(tmp_path):
      "portrait data '/no/pfcn_small.npz' not found: save the PFCN portraits"),
     (['--experiment=flowers_resnet:smoke', '--config.colorizer.data.crop=48'],
      'must be a multiple of 32'),
+    (['--experiment=benchmark', '--config.families=unet:16,gan'],
+     "entry 'gan' is not FAMILY:BATCH"),
+    (['--experiment=benchmark', '--config.family_sizes=64,40'], 'must be a multiple of 16'),
     (['colorize', 'photo.png'], 'holds no run (no config.json)'),
     (['colorize', '--workdir=runs/x'], 'the following arguments are required: PATH'),
 ])

@@ -181,7 +181,11 @@ MFU_NOTE = ('TFLOP/s: XLA\'s cost analysis of the step (its FLOPs) x steps/s; MF
 
 
 def _family_cases(config):
-  """[(family, batch size)] of --config.families ('unet:16', ...)."""
+  """[(family, batch size)] of --config.families ('unet:16', ...); checks the sizes too."""
+  bad_sizes = [size for size in config.family_sizes if size < 16 or size % 16]
+  if bad_sizes:
+    raise UsageError(f'--config.family_sizes={",".join(map(str, config.family_sizes))}: each '
+                     'side must be a multiple of 16 (the GAN and the PyTorch U-Net need it)')
   cases = []
   for entry in config.families:
     family, _, batch = entry.partition(':')
