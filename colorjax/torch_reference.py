@@ -234,7 +234,7 @@ def _soft_cross_entropy(logits, ab_quarter, bins, class_weights, neighbours=10, 
 
 def _zhang_step(net, softmax):
   """losses.rebalanced_soft_cross_entropy (uniform class weights, as the benchmark) or
-  losses.quarter_ab_regression, gray_threshold 5, AdamW as _zhang_images_per_second."""
+  losses.quarter_ab_regression, gray_threshold 5, AdamW as programs/_family_steps.py."""
   optimizer = torch.optim.AdamW(net.parameters(), lr=3e-5, betas=(0.9, 0.99), weight_decay=1e-3)
   bins = torch.from_numpy(quantize.gamut_bins())
   class_weights = torch.ones(len(bins))
