@@ -29,7 +29,6 @@ from torch.nn import functional as F
 from colorjax import quantize, throughput
 from colorjax.models import unet, yuv_gan, zhang
 
-FAMILIES = ('unet', 'gan', 'zhang_softmax', 'zhang_regression')
 MEMORY_FORMAT = torch.channels_last
 
 # sRGB -> XYZ over the D65 white (colorjax/color.py, scikit-image's constants).
@@ -166,7 +165,7 @@ def _networks(family, height, width):
     return [_Generator(height, width), _discriminator(height, width)]
   if family in ('zhang_softmax', 'zhang_regression'):
     return [_zhang_net(len(quantize.gamut_bins()) if family == 'zhang_softmax' else 2)]
-  raise ValueError(f'unknown family {family!r}: use one of {FAMILIES}')
+  raise ValueError(f'no PyTorch reference for family {family!r}')
 
 
 def parameter_count(family: str) -> int:
