@@ -30,8 +30,8 @@ _YUV_FROM_RGB = np.array([
 ])
 _RGB_FROM_YUV = np.linalg.inv(_YUV_FROM_RGB)
 
-_LAB_EPSILON = 0.008856  # (6/29)^3, rounded as in scikit-image
-_LAB_KAPPA = 7.787       # (29/6)^2 / 3, rounded as in scikit-image
+LAB_EPSILON = 0.008856  # (6/29)^3, rounded as in scikit-image
+LAB_KAPPA = 7.787       # (29/6)^2 / 3, rounded as in scikit-image
 
 
 def _matmul3(x, matrix):
@@ -50,10 +50,10 @@ def _srgb_to_linear(rgb, xp=jnp):
 
 
 # XYZ over the white point from linear sRGB: one matrix, so each Lab channel is 3 multiply-adds.
-_LAB_XYZ_FROM_RGB = _XYZ_FROM_RGB / _D65_WHITE[:, None]
+LAB_XYZ_FROM_RGB = _XYZ_FROM_RGB / _D65_WHITE[:, None]
 # Every term of that product for every 8-bit level, [xyz row, rgb channel, level], each rounded
 # once to float32 from float64: the uint8 path is 9 table lookups and 6 adds per pixel.
-_LAB_XYZ_TERMS_8BIT = (_LAB_XYZ_FROM_RGB[:, :, None]
+_LAB_XYZ_TERMS_8BIT = (LAB_XYZ_FROM_RGB[:, :, None]
                        * _srgb_to_linear(np.arange(256) / 255.0, np)).astype(np.float32)
 
 
@@ -91,8 +91,8 @@ def _lab_from_xyz(x, y, z):
   hoists the pixel's work out of the 3-long channel loop and vectorizes over pixels, writing
   the output in one pass. Stacking three (...) planes instead makes it write in three strided
   passes with scalar code, and recompute f(Y) in each."""
-  fx, fy, fz = (jnp.where(t > _LAB_EPSILON, _cbrt(jnp.maximum(t, _LAB_EPSILON)),
-                          _LAB_KAPPA * t + 16.0 / 116.0) for t in (x, y, z))
+  fx, fy, fz = (jnp.where(t > LAB_EPSILON, _cbrt(jnp.maximum(t, LAB_EPSILON)),
+                          LAB_KAPPA * t + 16.0 / 116.0) for t in (x, y, z))
   k = jax.lax.broadcasted_iota(jnp.int32, fx.shape, fx.ndim - 1)
   return jnp.where(k == 0, 116.0 * fy - 16.0, jnp.where(k == 1, 500.0 * (fx - fy),
                                                          200.0 * (fy - fz)))
@@ -102,7 +102,7 @@ def rgb_to_lab(rgb):
   """sRGB in [0, 1] -> Lab (L in [0, 100], a and b roughly in [-128, 127]), float32."""
   r, g, b = _channels(_srgb_to_linear(jnp.asarray(rgb, jnp.float32)))
   return _lab_from_xyz(*(r * m[0] + g * m[1] + b * m[2]
-                         for m in _LAB_XYZ_FROM_RGB.astype(np.float32)))
+                         for m in LAB_XYZ_FROM_RGB.astype(np.float32)))
 
 
 def _lab_to_linear_rgb(lab):
@@ -111,7 +111,7 @@ def _lab_to_linear_rgb(lab):
   fx = lab[..., 1] / 500.0 + fy
   fz = jnp.maximum(fy - lab[..., 2] / 200.0, 0.0)  # scikit-image clips negative Z to 0
   f = jnp.stack([fx, fy, fz], axis=-1)
-  xyz = jnp.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / _LAB_KAPPA)
+  xyz = jnp.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / LAB_KAPPA)
   return _matmul3(xyz * jnp.asarray(_D65_WHITE, lab.dtype), _RGB_FROM_XYZ)
 
 

@@ -26,17 +26,12 @@ import torch._dynamo  # noqa: F401 (the first optimizer imports it: 1 s of one f
 from torch import nn
 from torch.nn import functional as F
 
-from colorjax import quantize, throughput
+from colorjax import color, quantize, throughput
 from colorjax.models import unet, yuv_gan, zhang
 
 MEMORY_FORMAT = torch.channels_last
 
-# sRGB -> XYZ over the D65 white (colorjax/color.py, scikit-image's constants).
-_D65_WHITE = torch.tensor([0.95047, 1.0, 1.08883])
-_XYZ_FROM_RGB = torch.tensor([[0.412453, 0.357580, 0.180423],
-                              [0.212671, 0.715160, 0.072169],
-                              [0.019334, 0.119193, 0.950227]]) / _D65_WHITE[:, None]
-_LAB_EPSILON, _LAB_KAPPA = 0.008856, 7.787
+_LAB_XYZ_FROM_RGB = torch.from_numpy(color.LAB_XYZ_FROM_RGB.astype(np.float32))
 
 
 def _mix_channels(matrix, x_nchw):
@@ -49,9 +44,9 @@ def _lab(rgb_uint8):
   """uint8 RGB (N, 3, H, W) -> Lab, as color.lab_from_uint8."""
   rgb = rgb_uint8.float() / 255.0
   linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-  xyz = _mix_channels(_XYZ_FROM_RGB, linear)
-  f = torch.where(xyz > _LAB_EPSILON, xyz.clamp_min(_LAB_EPSILON) ** (1 / 3),
-                  _LAB_KAPPA * xyz + 16.0 / 116.0)
+  xyz = _mix_channels(_LAB_XYZ_FROM_RGB, linear)
+  f = torch.where(xyz > color.LAB_EPSILON, xyz.clamp_min(color.LAB_EPSILON) ** (1 / 3),
+                  color.LAB_KAPPA * xyz + 16.0 / 116.0)
   fx, fy, fz = f.unbind(1)
   return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], 1)
 

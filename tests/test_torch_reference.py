@@ -46,3 +46,14 @@ def test_train_step_runs(family):
   timing = torch_reference.time_train_step(family, rgb, steps=1)
   assert set(timing) == {'init_s', 'first_step_s', 'images_per_second'}
   assert all(value > 0 for value in timing.values())
+
+
+def test_lab_is_colorjax_conversion():
+  """The PyTorch steps convert colour as colorjax's do (checked against scikit-image in
+  test_color.py): every colour of a random batch within float32 rounding."""
+  import torch
+  from colorjax import color
+  rgb = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+  rgb[0, 0] = np.arange(8)[:, None] * 3  # dark colours: Lab's linear segment
+  ours = torch_reference._lab(torch.from_numpy(rgb).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+  np.testing.assert_allclose(ours.numpy(), color.lab_from_uint8(rgb), atol=1e-3)
