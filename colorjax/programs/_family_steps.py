@@ -64,7 +64,7 @@ class StepTiming(NamedTuple):
   init_s: float
   compile_s: float
   images_per_second: float
-  flops: float | None  # XLA's estimate for one step (throughput.step_flops)
+  flops: float | None  # XLA's estimate for one step (throughput.lowered_flops)
 
 
 def time_family(family_step_: FamilyStep, batch, steps: int, repeats: int = 1) -> StepTiming:
