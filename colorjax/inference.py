@@ -61,11 +61,7 @@ def _restore(trained: Trained, attempts: int = 5):
     if not steps:
       raise UsageError(f'no checkpoint in {directory}: train first (python run.py '
                        '--experiment=...), or pass the --workdir of a trained run')
-    checkpoints = train.Checkpoints(trained.checkpoint_dir, max_to_keep=None)
-    try:
-      state, step = checkpoints.restore_newest_readable(abstract)
-    finally:
-      checkpoints.close()
+    state, step = train.restore_newest_readable(directory, abstract)
     if step is not None:
       return state
     if train.saved_steps(trained.checkpoint_dir) == steps:

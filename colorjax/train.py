@@ -302,21 +302,81 @@ def _shapes_by_path(tree) -> dict[str, tuple]:
           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def saved_steps(workdir) -> list[int]:
-  """The steps of the complete checkpoints in <workdir>/checkpoints, newest first. A save
+def saved_steps(workdir, folder: str = 'checkpoints') -> list[int]:
+  """The steps of the complete checkpoints in <workdir>/<folder>, newest first. A save
   killed before its rename leaves only an `N.orbax-checkpoint-tmp-*` folder: not one."""
-  directory = pathlib.Path(workdir) / 'checkpoints'
+  directory = pathlib.Path(workdir) / folder
   if not directory.is_dir():
     return []
   return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit()), reverse=True)
+
+
+def _step_reader() -> ocp.Checkpointer:
+  """Reads one step folder as CheckpointManager writes it (its one item, 'default'). Reads
+  go through this, not a manager: building a manager stats every step folder, and fails
+  when a run training in that folder deletes one meanwhile (max_to_keep)."""
+  return ocp.Checkpointer(
+      ocp.CompositeCheckpointHandler(default=ocp.StandardCheckpointHandler()))
+
+
+def read_checkpoint(step_dir: pathlib.Path, target):
+  """The checkpoint in `step_dir` (<folder>/<step>), shaped as the pytree `target`."""
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  with _step_reader() as reader:
+    return reader.restore(step_dir, args=ocp.args.Composite(
+        default=ocp.args.StandardRestore(abstract)))['default']
+
+
+def checkpoint_mismatch(step_dir: pathlib.Path, target) -> str | None:
+  """The first difference between the arrays saved in `step_dir` and `target`'s (a state or
+  its eval_shape), in words; None when they match. Checked before restoring, where Orbax
+  would fail deep inside its asynchronous reads."""
+  with _step_reader() as reader:
+    saved = _shapes_by_path(reader.metadata(step_dir).item_metadata['default'].tree)
+  wanted = _shapes_by_path(target)
+  for path in sorted(set(saved) | set(wanted)):
+    if saved.get(path) != wanted.get(path):
+      return (f"{path}: shape {wanted.get(path, 'absent')} expected, "
+              f"{saved.get(path, 'absent')} saved")
+  return None
+
+
+def restore_newest_readable(directory: pathlib.Path, target, set_aside: bool = False):
+  """(state, step) of the newest checkpoint in `directory` that reads, or (target, None)
+  when none does.
+
+  A newer checkpoint that does not read (a truncated file) is skipped with a one-line
+  warning; with `set_aside` (the trainer, which will save that step again) it is renamed
+  `corrupt-N`, kept for inspection. One whose arrays do not fit `target` is a UsageError.
+  A step that vanishes while it is read (deleted by a run training there) is skipped."""
+  directory = pathlib.Path(directory).absolute()
+  for step in saved_steps(directory.parent, directory.name):
+    step_dir = directory / str(step)
+    try:
+      mismatch = checkpoint_mismatch(step_dir, target)
+      if mismatch is None:
+        return read_checkpoint(step_dir, target), step
+    except Exception as e:  # Orbax and its codecs raise many types; all mean unreadable
+      if not step_dir.exists():
+        continue
+      if distributed.is_main():
+        tqdm.write(f'warning: checkpoint {step} in {directory} cannot be read '
+                   f'({type(e).__name__}); using the one before it', file=sys.stderr)
+        if set_aside:
+          step_dir.rename(directory / f'corrupt-{step}')
+      continue
+    raise UsageError(f'the checkpoint in {directory} does not match the config.json beside '
+                     f'it ({mismatch}); pass the workdir it was trained in')
+  return target, None
 
 
 BEST_FOLDER = 'checkpoints_best'
 
 
 class Checkpoints:
-  """Orbax CheckpointManager in <workdir>/checkpoints; saves are atomic (written to a
-  temporary folder and renamed), so a kill mid-save leaves the last good checkpoint.
+  """Orbax CheckpointManager in <workdir>/checkpoints, for the run that trains there; saves
+  are atomic (written to a temporary folder and renamed), so a kill mid-save leaves the last
+  good checkpoint. Anyone else reads with restore_newest_readable.
 
   `keep_period` keeps every checkpoint at a multiple of it besides the `max_to_keep` newest
   (milestones). With `best_metric`, Orbax keeps the `max_to_keep` best by the metrics each
@@ -325,8 +385,9 @@ class Checkpoints:
 
   def __init__(self, workdir: pathlib.Path, max_to_keep: int | None, *,
                folder='checkpoints', keep_period=0, best_metric='', best_mode='max'):
+    self.directory = (pathlib.Path(workdir) / folder).absolute()
     self.manager = ocp.CheckpointManager(
-        (pathlib.Path(workdir) / folder).absolute(),
+        self.directory,
         item_handlers=ocp.StandardCheckpointHandler(),
         options=ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep, create=True, keep_period=keep_period or None,
@@ -339,49 +400,14 @@ class Checkpoints:
   def restore(self, target, step: int | None = None):
     """The checkpoint at `step` (default the latest), shaped as the pytree `target`."""
     step = self.latest_step() if step is None else step
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    return read_checkpoint(self.directory / str(step), target)
 
-  def restore_newest_readable(self, target, set_aside: bool = False):
-    """(state, step) of the newest checkpoint that reads, or (target, None) when none does.
-
-    A newer checkpoint that does not read (a truncated file) is skipped with a one-line
-    warning; with `set_aside` (the trainer, which will save that step again) it is renamed
-    `corrupt-N`, kept for inspection. One whose arrays do not fit `target` is a UsageError.
-    A step that vanishes while it is read (deleted by a run training there) is skipped."""
-    directory = pathlib.Path(self.manager.directory)
-    for step in saved_steps(directory.parent):
-      try:
-        mismatch = self.mismatch(target, step)
-        if mismatch is None:
-          return self.restore(target, step), step
-      except Exception as e:  # Orbax and its codecs raise many types; all mean unreadable
-        if not (directory / str(step)).exists():
-          continue
-        if distributed.is_main():
-          tqdm.write(f'warning: checkpoint {step} in {directory} cannot be read '
-                     f'({type(e).__name__}); using the one before it', file=sys.stderr)
-          if set_aside:
-            (directory / str(step)).rename(directory / f'corrupt-{step}')
-        continue
-      raise UsageError(f'the checkpoint in {directory} does not match the config.json beside '
-                       f'it ({mismatch}); pass the workdir it was trained in')
-    if set_aside:
-      self.manager.reload()
-    return target, None
-
-  def mismatch(self, target, step: int | None = None) -> str | None:
-    """The first difference between the checkpoint's arrays and `target`'s (a state or its
-    eval_shape), in words; None when they match. Checked before restoring, where Orbax
-    would fail deep inside its asynchronous reads."""
-    step = self.latest_step() if step is None else step
-    saved = _shapes_by_path(self.manager.item_metadata(step).tree)
-    wanted = _shapes_by_path(target)
-    for path in sorted(set(saved) | set(wanted)):
-      if saved.get(path) != wanted.get(path):
-        return (f"{path}: shape {wanted.get(path, 'absent')} expected, "
-                f"{saved.get(path, 'absent')} saved")
-    return None
+  def resume(self, target):
+    """(state, step) of the newest readable checkpoint, unreadable newer ones set aside
+    (restore_newest_readable); (target, None) when none reads."""
+    state, step = restore_newest_readable(self.directory, target, set_aside=True)
+    self.manager.reload()
+    return state, step
 
   def save(self, step: int, state, metrics: dict | None = None):
     self.manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics)
@@ -493,7 +519,7 @@ def fit(*, workdir, state, advance: Callable, num_steps: int,
                       best_mode=best_mode) if evaluate and best_metric else None)
   board, trace = None, _Trace(workdir / 'profile', profile_steps)
   try:
-    state, start = checkpoints.restore_newest_readable(state, set_aside=True)
+    state, start = checkpoints.resume(state)
     start = start or 0
     if start >= num_steps:
       if distributed.is_main():
