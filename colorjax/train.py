@@ -397,11 +397,6 @@ class Checkpoints:
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
-  def restore(self, target, step: int | None = None):
-    """The checkpoint at `step` (default the latest), shaped as the pytree `target`."""
-    step = self.latest_step() if step is None else step
-    return read_checkpoint(self.directory / str(step), target)
-
   def resume(self, target):
     """(state, step) of the newest readable checkpoint, unreadable newer ones set aside
     (restore_newest_readable); (target, None) when none reads."""

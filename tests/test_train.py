@@ -123,7 +123,7 @@ def test_nan_loss_stops_the_run_and_the_last_checkpoint_restores(tmp_path):
               checkpoint_every=3, log_every=3)
   checkpoints = train.Checkpoints(tmp_path, max_to_keep=2)
   assert checkpoints.latest_step() == 3
-  restored = checkpoints.restore(_fresh_state())
+  restored = train.read_checkpoint(checkpoints.directory / '3', _fresh_state())
   checkpoints.close()
   clean = _fit(tmp_path / 'clean', num_steps=3)
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored.params))

@@ -155,7 +155,7 @@ def test_evaluation_while_training_changes_nothing_and_keeps_the_best(tmp_path):
   best_step = max(rows, key=lambda r: r['score'])['step']
   best = train.Checkpoints(tmp_path / 'evaluated', None, folder=train.BEST_FOLDER)
   assert best.manager.all_steps() == [best_step]
-  restored = best.restore(_state(TX), best_step)
+  restored = train.read_checkpoint(best.directory / str(best_step), _state(TX))
   best.close()
   assert _score(restored)[0]['score'] == pytest.approx(
       next(r['score'] for r in rows if r['step'] == best_step), rel=1e-6)
