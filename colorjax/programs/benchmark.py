@@ -32,8 +32,13 @@ def _size(text):
 def time_scanned_steps(train_step, state, batch, steps, repeats):
   """Best wall time per iteration of `steps` iterations of train_step under one lax.scan."""
   run = jax.jit(lambda s: jax.lax.scan(lambda s, _: train_step(s, batch), s, None, length=steps))
-  jax.block_until_ready(run(state))  # compiles
-  return throughput.best_seconds(lambda: jax.block_until_ready(run(state)), repeats) / steps
+  return _warm_best_seconds(lambda: jax.block_until_ready(run(state)), repeats) / steps
+
+
+def _warm_best_seconds(run, repeats):
+  """throughput.best_seconds of run() after one untimed call (it compiles, fills caches)."""
+  run()
+  return throughput.best_seconds(run, repeats)
 
 
 def _tiny_cnn_ms(image, taps, config):
@@ -241,16 +246,12 @@ def lab_row(config):
   count, side = config.lab_batch, config.lab_side
   rgb = np.stack(_pipeline_images(count, side))
   convert = jax.jit(color.lab_from_uint8)
-  ours = _warm_best_ms(lambda: jax.block_until_ready(convert(rgb)), 10)
-  uint8 = _warm_best_ms(lambda: skimage.color.rgb2lab(rgb), 3)
-  float32 = _warm_best_ms(lambda: skimage.color.rgb2lab(rgb.astype(np.float32) / 255), 3)
+  ours = 1e3 * _warm_best_seconds(lambda: jax.block_until_ready(convert(rgb)), 10)
+  uint8 = 1e3 * _warm_best_seconds(lambda: skimage.color.rgb2lab(rgb), 3)
+  float32 = 1e3 * _warm_best_seconds(
+      lambda: skimage.color.rgb2lab(rgb.astype(np.float32) / 255), 3)
   return [f'{count}x{side}x{side}', f'{ours:.1f}', f'{uint8:.0f}', f'{uint8 / ours:.1f}x',
           f'{float32:.0f}', f'{float32 / ours:.1f}x']
-
-
-def _warm_best_ms(run, repeats):
-  run()  # compiles, fills caches
-  return 1e3 * throughput.best_seconds(run, repeats)
 
 
 def main(config, workdir):
