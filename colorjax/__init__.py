@@ -7,13 +7,8 @@ For notebooks:
   rgb = c(image)                            # uint8 HxWx3 or HxW -> uint8 HxWx3, as colorize writes
   ab = c.predict_ab(L)                      # float (N, H, W) in [0, 100] -> ab (N, h, w, 2)
 
-`import colorjax` stays light (no JAX until load is called), so the command line starts fast;
-it sets the XLA:CPU options colorjax runs with (xla_flags.py) before JAX starts.
+`import colorjax` is light (no JAX until load is called) and changes nothing in the process.
 """
-
-from colorjax import xla_flags
-
-xla_flags.add_to_environment()
 
 
 def load(workdir, network=None, temperature=None, samples=None, seed=0, size=None):

@@ -1,10 +1,15 @@
-"""Configs: finding experiments (by name or file), `--config.key=value` overrides with
-one-line errors, the blocks experiments share, and binding a workdir to the config it ran."""
+"""Experiment configs: the blocks experiments share (data, optimizer, the loop's schedule, the
+smoke and real-photo variants), and finding an experiment's get_config() by name or by file.
+
+A config is an ml_collections.ConfigDict, locked once built: a field the experiment did not
+define cannot be added later, by an override or by a variant (a typo in an experiment file
+is one line, not a silently ignored field).
+"""
 
 import ast
+import dataclasses
 import importlib
 import importlib.util
-import json
 import pathlib
 import sys
 
@@ -13,13 +18,71 @@ import ml_collections
 from colorjax.errors import UsageError
 
 EXPERIMENTS_DIR = pathlib.Path(__file__).resolve().parent.parent / 'experiments'
+# Where the real-photo variants (bsds300) read their photos: a folder of JPEGs, given by this
+# environment variable (expanded when the source is loaded, so config.json stays portable).
+PHOTOS_VARIABLE = 'COLORJAX_BSDS300'
+
+
+@dataclasses.dataclass(frozen=True)
+class Loop:
+  """How long a stage trains and what it writes when; steps count batches (micro-batches when
+  the optimizer accumulates them). One set of defaults: schedule() writes these fields into an
+  experiment's config, from_config reads them back (a config.json saved before a field
+  existed gets its default, which keeps the behaviour that run trained with), and
+  train.loop.fit takes a Loop."""
+  num_steps: int
+  steps_per_call: int = 1      # steps one advance call runs (a lax.scan of them)
+  log_every: int = 100         # metrics fetched from the devices and logged
+  checkpoint_every: int = 1000
+  max_to_keep: int = 2         # newest checkpoints kept
+  keep_period: int = 0         # >0: every checkpoint at a multiple of it kept too
+  eval_every: int = 0          # >0: the state evaluated while training (eval_metrics.jsonl)
+  best_metric: str = ''        # keep the best state by this metric (checkpoints_best/)
+  best_mode: str = 'max'
+  profile_steps: tuple = ()    # (FIRST, LAST): a jax.profiler trace of those steps
+
+  @classmethod
+  def from_config(cls, config, **given) -> 'Loop':
+    """The Loop of a stage config: its fields where present, else the defaults; `given`
+    fields (num_steps from epochs, a program's steps_per_call) take precedence."""
+    fields = {f.name: config[f.name] for f in dataclasses.fields(cls)
+              if f.name in config and f.name not in given}
+    return cls(**fields, **given)
+
+  def check(self, evaluates: bool = True):
+    """The loop's counts, checked before anything trains. `evaluates`: the program passes
+    fit an evaluation (else eval_every and best_metric do not apply)."""
+    if self.steps_per_call < 1:
+      raise UsageError(f'--config.steps_per_call={self.steps_per_call} must be at least 1')
+    for name in ('num_steps', 'checkpoint_every', 'log_every'):
+      value = getattr(self, name)
+      if value <= 0 or value % self.steps_per_call:
+        raise UsageError(f'--config.{name}={value} must be a positive multiple of '
+                         f'steps_per_call={self.steps_per_call}')
+    eval_every = self.eval_every if evaluates else 0
+    if eval_every < 0 or eval_every % self.steps_per_call:
+      raise UsageError(f'--config.eval_every={eval_every} must be 0 (off) or a positive '
+                       f'multiple of steps_per_call={self.steps_per_call}')
+    if self.keep_period < 0 or self.keep_period % self.checkpoint_every:
+      raise UsageError(f'--config.keep_period={self.keep_period} must be 0 (off) or a multiple '
+                       f'of checkpoint_every={self.checkpoint_every} (milestones are '
+                       'checkpoints kept)')
+    if evaluates and self.best_metric and not eval_every:
+      raise UsageError(f'--config.best_metric={self.best_metric} needs evaluations: set '
+                       '--config.eval_every to a number of steps')
+    if self.best_mode not in ('max', 'min'):
+      raise UsageError(f"--config.best_mode={self.best_mode!r}: use 'max' or 'min'")
+    steps = self.profile_steps
+    if steps and not (len(steps) == 2 and 0 <= steps[0] <= steps[1] < self.num_steps):
+      raise UsageError(f'--config.profile_steps={steps}: give FIRST,LAST steps with 0 <= '
+                       f'FIRST <= LAST < num_steps={self.num_steps}, or leave it empty')
 
 
 def data_config(**overrides) -> ml_collections.ConfigDict:
   """The input fields every experiment that trains on a dataset holds under `config.data`
-  (colorjax/data.py reads them)."""
+  (colorjax/data/sources.py and pipeline.py read them)."""
   config = ml_collections.ConfigDict(dict(
-      source='samples',    # samples | NAME (tfds) | folder:PATH | npz:PATH (colorjax/data.py)
+      source='samples',    # samples | NAME (tfds) | folder:PATH | npz:PATH (data/sources.py)
       crop=64,             # square crops, train (random) and eval (centre)
       train_short_side=0,  # >0: training images resized to this short side before the crop
                            # (eval always resizes the short side to the crop); 0: as stored
@@ -32,39 +95,37 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
       tfds_data_dir='',    # '' = tfds default (TFDS_DATA_DIR or ~/tensorflow_datasets)
       download=True,       # let tfds download datasets that allow it
   ))
+  config.lock()
   config.update(overrides)
   return config
 
 
 def optimizer(name, learning_rate, *, schedule='constant', drops=(), warmup_steps=0,
               decay_steps=0, end_factor=0.0, accumulate_steps=1, **settings):
-  """An optimizer block (train.make_optimizer): optax's `name` with `learning_rate` and any
-  other `settings` of it; the rate's schedule, counted in optimizer updates: 'constant',
-  'steps' (x factor from each (update, factor) of `drops` on) or 'warmup_cosine' (linear
-  from 0 over warmup_steps, cosine down to end_factor x the rate at decay_steps); and
-  `accumulate_steps` micro-batches averaged into each update (optax.MultiSteps)."""
-  return ml_collections.ConfigDict(dict(
+  """An optimizer block (train/optim.py): optax's `name` with `learning_rate` and any other
+  `settings` of it; the rate's schedule, counted in optimizer updates: 'constant', 'steps'
+  (x factor from each (update, factor) of `drops` on) or 'warmup_cosine' (linear from 0 over
+  warmup_steps, cosine down to end_factor x the rate at decay_steps); and `accumulate_steps`
+  micro-batches averaged into each update (optax.MultiSteps)."""
+  config = ml_collections.ConfigDict(dict(
       name=name, learning_rate=learning_rate, schedule=schedule, drops=tuple(drops),
       warmup_steps=warmup_steps, decay_steps=decay_steps, end_factor=end_factor,
       accumulate_steps=accumulate_steps, **settings))
+  config.lock()
+  return config
 
 
-def schedule(config, *, num_steps=0, epochs=None, log_every=100, checkpoint_every=1000,
-             max_to_keep=2, eval_batches=100, report_images=6, eval_every=0,
-             eval_every_batches=4, best_metric='', best_mode='max', keep_period=0):
-  """The length, logging, checkpoint and evaluation fields of a training stage (what
-  supervised.fit_network and train.fit read); `epochs` (> 0), for programs that count in
-  epochs, overrides `num_steps`. Steps count batches (micro-batches when the optimizer
-  accumulates). eval_every > 0 evaluates the state on `eval_every_batches` eval batches
-  every that many steps (metrics in eval_metrics.jsonl and TensorBoard); best_metric (e.g.
-  'psnr', best_mode 'max') keeps the best state in checkpoints_best/; keep_period keeps
-  every checkpoint at its multiples; profile_steps 'FIRST,LAST' traces those steps."""
-  config.update(dict(num_steps=num_steps, log_every=log_every,
-                     checkpoint_every=checkpoint_every, max_to_keep=max_to_keep,
-                     eval_batches=eval_batches, report_images=report_images,
-                     eval_every=eval_every, eval_every_batches=eval_every_batches,
-                     best_metric=best_metric, best_mode=best_mode, keep_period=keep_period,
-                     profile_steps=()))
+def schedule(config, *, num_steps=0, epochs=None, eval_batches=100, report_images=6,
+             eval_every_batches=4, **loop):
+  """The length, logging, checkpoint and evaluation fields of a training stage: the fields of
+  Loop (its defaults, `loop` changing any; steps_per_call is a program's own) and the
+  evaluation's. `epochs` (> 0), for programs that count in epochs, overrides `num_steps`. eval_every > 0 evaluates the state on `eval_every_batches` eval batches every
+  that many steps; the final evaluation scores `eval_batches` batches and shows
+  `report_images` images."""
+  fields = dataclasses.asdict(Loop(num_steps=num_steps, **loop))
+  del fields['steps_per_call']
+  config.update(fields, eval_batches=eval_batches, report_images=report_images,
+                eval_every_batches=eval_every_batches)
   if epochs is not None:
     config.epochs = epochs
   return config
@@ -81,17 +142,14 @@ def smoke(config, *, crop, num_steps, **changes):
   return config
 
 
-BSDS300 = 'folder:../shared/data/bsds300'  # the real photos beside the checkout
-
-
-def photos(config, *, crop, num_steps, batch_size=16, **changes):
-  """Shrink a stage to a CPU-sized run on real photos: the 300 BSDS500 photos beside the
-  checkout (another folder: --config.data.source=folder:PATH), 10% held out by file name
-  (37 of the 300).
-  Training images are resized to the crop's short side first, so the random crops show the
-  scene at the scale the held-out centre crops do; every held-out photo is evaluated."""
-  config.data.update(source=BSDS300, crop=crop, train_short_side=crop, batch_size=batch_size,
-                     eval_batch_size=batch_size)
+def real_photos(config, *, crop, num_steps, batch_size=16, **changes):
+  """Shrink a stage to a CPU-sized run on real photos: the folder $COLORJAX_BSDS300 (the 300
+  BSDS500 photos; another folder: --config.data.source=folder:PATH), 10% held out by file
+  name (37 of the 300). Training images are resized to the crop's short side first, so the
+  random crops show the scene at the scale the held-out centre crops do; every held-out
+  photo is evaluated."""
+  config.data.update(source=f'folder:${PHOTOS_VARIABLE}', crop=crop, train_short_side=crop,
+                     batch_size=batch_size, eval_batch_size=batch_size)
   if 'epochs' in config:
     config.epochs = 0
   config.update(dict(num_steps=num_steps, checkpoint_every=max(num_steps // 4, 1),
@@ -165,126 +223,44 @@ def load_config_file(spec: str) -> ml_collections.ConfigDict:
 
 
 def _get_config(module, what: str, variant: str) -> ml_collections.ConfigDict:
-  if not variant:
-    return module.get_config()
+  """The module's config (with `variant`), locked. A variant may change the fields of the
+  base config, never add one: a field only the variant has is a typo."""
   known = getattr(module, 'VARIANTS', ())
-  if variant not in known:
+  if variant and variant not in known:
     raise UsageError(f"{what} has no variant '{variant}'"
                      + (f"; variants: {', '.join(known)}" if known else ''))
-  return module.get_config(variant)
+  try:
+    config = module.get_config(variant) if variant else module.get_config()
+    added = _added_fields(config, module.get_config()) if variant else []
+  except (AttributeError, KeyError) as e:  # a locked block refused a field
+    refusal = str(e.args[0] if e.args else e).split(' Other fields present')[0]
+    raise UsageError(f'{what}: {refusal}; fix the field name in its get_config()') from None
+  if added:
+    raise UsageError(f"{what} variant '{variant}' adds field(s) {', '.join(added)} that its "
+                     'base config lacks: a typo? Define every field in the base config')
+  config.lock()
+  return config
 
 
-def _flat_keys(config, prefix='', blocks=False):
-  """The dotted keys of the leaves (and, with `blocks`, of the nested blocks too)."""
+def _added_fields(variant, base, prefix='') -> list[str]:
+  """Fields of `variant` that `base` lacks, in blocks that keep all of base's fields: a block
+  that lacks one of them was replaced as a whole (another optimizer), not added to."""
+  added = []
+  for key, value in variant.items():
+    if key not in base:
+      added.append(f'{prefix}{key}')
+    elif isinstance(value, ml_collections.ConfigDict) and isinstance(
+        base[key], ml_collections.ConfigDict) and set(base[key]) <= set(value):
+      added += _added_fields(value, base[key], f'{prefix}{key}.')
+  return added
+
+
+def field_names(config, prefix='', blocks=True):
+  """The dotted names of a config's fields, and of its blocks (e.g. 'optimizer') too."""
   for key, value in config.items():
     if isinstance(value, ml_collections.ConfigDict):
       if blocks:
         yield f'{prefix}{key}'
-      yield from _flat_keys(value, f'{prefix}{key}.', blocks)
+      yield from field_names(value, f'{prefix}{key}.', blocks)
     else:
       yield f'{prefix}{key}'
-
-
-def _parse_scalar(raw: str, like):
-  if isinstance(like, bool):
-    if raw.lower() not in ('true', 'false', '1', '0'):
-      raise ValueError(raw)
-    return raw.lower() in ('true', '1')
-  if isinstance(like, (int, float, str)):
-    return type(like)(raw)
-  return ast.literal_eval(raw)
-
-
-def _parse(raw: str, current, key: str):
-  """Parse `raw` as the type of the field's current value. A tuple takes 'a,b' or '(a, b)';
-  a block (e.g. optimizer) a whole dict, "{'name': 'sgd', 'learning_rate': 0.1}"."""
-  try:
-    if isinstance(current, ml_collections.ConfigDict):
-      value = ast.literal_eval(raw)
-      if not isinstance(value, dict):
-        raise ValueError(raw)
-      return ml_collections.ConfigDict(value)
-    if not isinstance(current, (tuple, list)):
-      return _parse_scalar(raw, current)
-    if raw.strip().startswith(('(', '[')):
-      items = [str(x) for x in ast.literal_eval(raw)]
-    else:
-      items = [x.strip() for x in raw.split(',') if x.strip()]
-    return tuple(_parse_scalar(x, current[0] if current else None) for x in items)
-  except (ValueError, SyntaxError, TypeError):
-    expected = 'dict' if isinstance(current, ml_collections.ConfigDict) else type(current).__name__
-    raise UsageError(f"--config.{key}={raw!r} is not a valid {expected} "
-                     f'(current value {current!r}); give a value of that type') from None
-
-
-def apply_overrides(config: ml_collections.ConfigDict, overrides: dict[str, str], name: str):
-  """Apply {'a.b': 'raw value'} in place; unknown keys and badly typed values are errors."""
-  keys = set(_flat_keys(config, blocks=True))
-  for key, raw in overrides.items():
-    if key not in keys:
-      raise UsageError(f"unknown config key '{key}' for experiment '{name}'; "
-                       f"known keys: {', '.join(sorted(_flat_keys(config)))}")
-    *parents, leaf = key.split('.')
-    node = config
-    for parent in parents:
-      node = node[parent]
-    node[leaf] = _parse(raw, node[leaf], key)
-  return config
-
-
-# Fields that only change what a finished run evaluates, how long it trains or which steps it
-# traces: a run may be resumed or re-evaluated with new values (any block's field of that name).
-MAY_CHANGE = ('num_steps', 'epochs', 'eval_batches', 'eval_batch_size', 'report_images',
-              'temperatures', 'temperature', 'profile_steps')
-
-
-def _leaves(tree: dict, prefix=''):
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      yield from _leaves(value, f'{prefix}{key}.')
-    else:
-      yield f'{prefix}{key}', value
-
-
-def check_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict):
-  """Refuse, reading only, a workdir that is a file or holds a run made with another config.
-
-  Only a run that saved a checkpoint (in any of its networks' folders) binds the workdir: a
-  command that failed before training (a typo in a value, say) leaves nothing that a
-  corrected command would trip over. Fields in MAY_CHANGE may differ, and so may fields a
-  newer colorjax added (absent from the saved config; their defaults keep the behaviour that
-  run trained with); a field it dropped stops the resume with one line.
-  """
-  from colorjax import train  # jax: only once a run is about to start
-  if workdir.exists() and not workdir.is_dir():
-    raise UsageError(f'--workdir={workdir} is a file, not a folder: pass a folder')
-  path = workdir / 'config.json'
-  trained = any(train.saved_steps(folder.parent) for folder in workdir.rglob('checkpoints'))
-  if path.exists() and trained:
-    old = dict(_leaves(json.loads(path.read_text())))
-    new = dict(_leaves(json.loads(config.to_json_best_effort())))
-    differ = sorted(k for k in old  # a field absent from `old` was added since: its default
-                    if k.rpartition('.')[2] not in MAY_CHANGE and old[k] != new.get(k))
-    gone = [k for k in differ if k not in new]
-    if gone:
-      raise UsageError(
-          f"{workdir} holds a run made by an earlier colorjax, whose {', '.join(gone)} no "
-          'longer exist: it cannot be resumed exactly; pass a new --workdir (run.py evaluate '
-          'and colorize still read it)')
-    if differ:
-      raise UsageError(
-          f"{workdir} holds a run made with a different config ({', '.join(differ)} differ); "
-          'pass a new --workdir, or delete that folder to start over')
-
-
-def bind_workdir(workdir: pathlib.Path, config: ml_collections.ConfigDict):
-  """check_workdir, then write config.json (process 0)."""
-  from colorjax import distributed
-  check_workdir(workdir, config)
-  path = workdir / 'config.json'
-  new = json.loads(config.to_json_best_effort())
-  if distributed.is_main():  # every process checks (and stops with its error); one writes
-    workdir.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix('.tmp')
-    temporary.write_text(json.dumps(new, indent=2, sort_keys=True) + '\n')
-    temporary.replace(path)  # atomic: another process never reads half a file

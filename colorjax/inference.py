@@ -1,11 +1,12 @@
 """Trained runs as colorizers: load any workdir's network and colour arrays with it.
 
-`colorjax.load` (notebooks) and `run.py colorize` (files) are both this module. The program
-that trained the run says, through its colorizer() (colorjax/program.py), which checkpoint
-holds the network, the state it restores into, the resolution it works at and its
-predictor; the rest is common to every family: the network sees the image's L at its working
-resolution, and its ab is resized to the image and joined with the image's own L
-(color.colorized_uint8), so the output keeps the input's size, sharpness and lightness.
+`colorjax.load` (notebooks), `run.py colorize` and `run.py evaluate` are all this module. The
+run's family (colorjax/families) says which checkpoint holds the network, the part of the
+saved state prediction needs (its parameters and batch statistics: the optimizer's moments
+are never read), the resolution it works at and its predictor; the rest is common to every
+family: the network sees the image's L at its working resolution, and its ab is resized to
+the image and joined with the image's own L (color.colorized_uint8), so the output keeps the
+input's size, sharpness and lightness. Nothing here imports a training program.
 """
 
 import dataclasses
@@ -18,9 +19,11 @@ import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from colorjax import color, images, program, programs, train
+from colorjax import color, families, mesh
+from colorjax.data import images
 from colorjax.errors import UsageError
-from colorjax.program import Options, Trained
+from colorjax.families.spec import NetworkSpec, Options, sample_keys
+from colorjax.train import checkpoint
 
 SAMPLING_OPTIONS = {'temperature': 'the Zhang softmax head', 'samples': 'the GAN'}
 
@@ -37,34 +40,32 @@ def run_config(workdir: pathlib.Path, options: Options):
   return config, workdir, options
 
 
-def load_trained(workdir: pathlib.Path, options: Options) -> tuple[Trained, object]:
-  """The trained network of a workdir and its restored variables."""
+def load_network(workdir: pathlib.Path, options: Options) -> tuple[NetworkSpec, object]:
+  """The trained network of a workdir and the variables its predictor takes."""
   config, workdir, options = run_config(workdir, options)
-  program = programs.load(config.program)
-  if not hasattr(program, 'colorizer'):
-    raise UsageError(f'{workdir} is a {config.program} run, which trains no colorizer: pass '
-                     'the workdir of a training run')
-  trained = program.colorizer(config, workdir, options)
+  spec = families.network_spec(config, workdir, options)
   for field, who in SAMPLING_OPTIONS.items():
-    if getattr(options, field) is not None and field not in trained.uses:
+    if getattr(options, field) is not None and field not in spec.uses:
       raise UsageError(f'--{field} does not apply to a {config.program} run ({who} takes it)')
-  return trained, trained.variables(_restore(trained))
+  saved, _ = _restore(spec)
+  return spec, spec.variables(saved)
 
 
-def _restore(trained: Trained, attempts: int = 5):
-  """The newest readable checkpoint. A run that is training may delete the step being read
-  (it keeps max_to_keep); the read then starts again from the new newest step."""
-  directory = trained.checkpoint_dir / 'checkpoints'
-  abstract = jax.eval_shape(trained.init)
+def _restore(spec: NetworkSpec, attempts: int = 5):
+  """(the saved part prediction needs, its step), from the newest readable checkpoint. A run
+  that is training may delete the step being read (it keeps max_to_keep); the read then
+  starts again from the new newest step."""
+  directory = spec.checkpoint_dir / 'checkpoints'
+  target = spec.saved_part()
   for _ in range(attempts):
-    steps = train.saved_steps(trained.checkpoint_dir)
+    steps = checkpoint.saved_steps(spec.checkpoint_dir)
     if not steps:
       raise UsageError(f'no checkpoint in {directory}: train first (python run.py '
                        '--experiment=...), or pass the --workdir of a trained run')
-    state, step = train.restore_newest_readable(directory, abstract)
+    saved, step = checkpoint.restore_newest_readable(directory, target, partial=True)
     if step is not None:
-      return state
-    if train.saved_steps(trained.checkpoint_dir) == steps:
+      return saved, step
+    if checkpoint.saved_steps(spec.checkpoint_dir) == steps:
       raise UsageError(f'no checkpoint in {directory} can be read (damaged files): train '
                        'again after deleting that folder')
   raise UsageError(f'the checkpoints in {directory} changed under every read; try again')
@@ -82,18 +83,18 @@ def colorized(rgb_uint8, ab_small):
 class Colorizer:
   """A trained network, ready to colour images (the public API: colorjax.load)."""
 
-  def __init__(self, trained: Trained, variables, options: Options = Options(), size=None):
-    self.trained, self.options, self.size = trained, options, size
+  def __init__(self, spec: NetworkSpec, variables, options: Options = Options(), size=None):
+    self.spec, self.options, self.size = spec, options, size
     self.samples = options.samples or 1
-    mesh = train.data_mesh()
-    replicated, split = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
-    self._devices = mesh.size
+    data_mesh = mesh.data_mesh()
+    replicated, split = NamedSharding(data_mesh, P()), NamedSharding(data_mesh, P('data'))
+    self._devices = data_mesh.size
     self._variables = jax.device_put(variables, replicated)
     self._predict = jax.jit(self._predict_l, in_shardings=(replicated, split, split))
 
   def working_size(self, height: int, width: int) -> tuple[int, int]:
-    """The resolution a (height, width) photo is colorized at (program.Trained)."""
-    return self.trained.working_size(height, width, self.size)
+    """The resolution a (height, width) photo is colorized at (NetworkSpec.working_size)."""
+    return self.spec.working_size(height, width, self.size)
 
   def lightness_at_working_size(self, rgb_uint8) -> jax.Array:
     """L (1, h, w, 1) of an image resized to its working size: what the network sees."""
@@ -101,8 +102,8 @@ class Colorizer:
     return color.lab_from_uint8(jnp.asarray(small[None]))[..., :1]
 
   def _predict_l(self, variables, l_nhw1, indices):
-    keys = program.sample_keys(self.options.seed, indices, self.samples)
-    return jax.vmap(lambda k: self.trained.predict_ab(variables, l_nhw1, k))(keys)
+    keys = sample_keys(self.options.seed, indices, self.samples)
+    return jax.vmap(lambda k: self.spec.predict_ab(variables, l_nhw1, k))(keys)
 
   def predict_ab_batch(self, l_nhw1, indices) -> jax.Array:
     """L (N, H, W, 1) of images `indices` (their noise depends on (seed, index)) -> ab (S, N,
@@ -136,6 +137,6 @@ def load(workdir, network: str | None = None, temperature: float | None = None,
   ablation scheme); `temperature` is the softmax head's annealed-mean T; `samples` and
   `seed` draw several colorizations from the GAN; `size` is the resolution photos are
   colorized at: a short side (int) or (h, w), rounded to the network's stride (default: the
-  family's, program.Trained.working_size)."""
+  family's, NetworkSpec.working_size)."""
   options = Options(network, temperature, samples, seed)
-  return Colorizer(*load_trained(pathlib.Path(workdir), options), options, size)
+  return Colorizer(*load_network(pathlib.Path(workdir), options), options, size)

@@ -1,4 +1,4 @@
-"""`run.py import_weights`: the released Zhang et al. network as a colorjax run.
+"""The released Zhang et al. network as a colorjax run (`run.py import_weights`):
 
   python run.py import_weights colorization_release_v2-9b330a0b.pth --workdir=runs/eccv16
 
@@ -24,9 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from colorjax import configs, train, workdir_lock
-from colorjax.errors import ArgumentParser, UsageError
+from colorjax import configs
+from colorjax.errors import UsageError
 from colorjax.models.zhang import BLOCKS, ZhangNet
+from colorjax.train import checkpoint, optim, workdirs
+from colorjax.train.train_state import TrainState
 
 BINS_FILE = 'bins.npy'
 AB_SCALE = 110.0  # the released network's ab unit: its model_out weights are bins / 110
@@ -140,29 +142,15 @@ def import_weights(path: pathlib.Path, workdir: pathlib.Path) -> pathlib.Path:
   config = imported_config()
   if workdir.is_dir() and any(workdir.iterdir()):
     raise UsageError(f'{workdir} is not empty: pass a new --workdir for the imported run')
-  workdir_lock.acquire(workdir)
-  configs.bind_workdir(workdir, config)
+  workdirs.acquire(workdir)
+  workdirs.bind(workdir, config)
   np.save(workdir / BINS_FILE, bins)
-  # The state a zhang_softmax run trains (train.init_state), holding the released weights.
+  # The state a zhang_softmax run trains (train_state.init_state), holding the released weights.
   _, state_key = jax.random.split(jax.random.PRNGKey(config.seed))
-  state = train.TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                           opt_state=train.make_optimizer(config.optimizer).init(params),
-                           batch_stats=batch_stats, key=state_key)
-  checkpoints = train.Checkpoints(workdir, max_to_keep=None)
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                     opt_state=optim.make_optimizer(config.optimizer).init(params),
+                     batch_stats=batch_stats, key=state_key)
+  checkpoints = checkpoint.Checkpoints(workdir, max_to_keep=None)
   checkpoints.save(0, state)
   checkpoints.close()
   return workdir
-
-
-def main(argv) -> int:
-  parser = ArgumentParser(
-      prog='python run.py import_weights', allow_abbrev=False,
-      description="Turn the released Zhang et al. 2016 network (PyTorch 'eccv16' state_dict, "
-                  'colorization_release_v2-9b330a0b.pth) into a colorjax run.')
-  parser.add_argument('path', metavar='PATH.pth', help='the downloaded state_dict')
-  parser.add_argument('--workdir', required=True, help='the run to write (a new folder)')
-  args = parser.parse_args(argv)
-  workdir = import_weights(pathlib.Path(args.path), pathlib.Path(args.workdir))
-  print(f'imported {args.path} into {workdir}: python run.py colorize --workdir={workdir} '
-        'PHOTO...')
-  return 0

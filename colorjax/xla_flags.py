@@ -1,4 +1,4 @@
-"""XLA:CPU options colorjax's networks train faster with, added to XLA_FLAGS on import.
+"""XLA:CPU options colorjax's networks train faster with, which the command line adds to XLA_FLAGS.
 
 jaxlib 0.10 hands every CPU convolution to YNNPACK by default; XLA's own (Eigen)
 convolutions are faster for these networks: per training step on 2 cores at 64x64, U-Net
@@ -6,8 +6,8 @@ convolutions are faster for these networks: per training step on 2 cores at 64x6
 same results to float32 rounding (`python run.py --experiment=benchmark` reports the steps).
 
 XLA reads XLA_FLAGS once, when JAX first initializes its backend, so this must run before
-the first computation: `import colorjax` does it. A flag the user set already is left as
-set, and the flags are added only for the jaxlib they were measured with: an unknown XLA
+the first computation: the command line (cli/main.run) does it. A flag the user set already is
+left as set, and the flags are added only for the jaxlib they were measured with: an unknown XLA
 flag aborts the process, and another version's defaults may differ.
 """
 

@@ -21,7 +21,8 @@ def get_config():
   config.pipeline_batches = 100           # timed batches, after 5 warm-up batches
   config.pipeline_tf = True               # the tf.data reference column (if tensorflow imports)
   config.resume_step = 2_000_000          # resume cost: first batch at this step vs step 0
-  # Training step of each family (programs/_family_steps.py) and its PyTorch equivalent (torch_reference.py).
+  # Training step of each family (benchmark/family_steps.py) and its PyTorch equivalent
+  # (benchmark/torch_reference.py).
   config.families = ('unet:16', 'gan:16', 'zhang_softmax:8', 'zhang_regression:8')  # FAMILY:BATCH
   config.family_sizes = (64,)             # square sides, multiples of 16
   config.family_steps = 5                 # timed steps, after one warm-up step

@@ -11,7 +11,7 @@ def get_config(variant=None):
   """The portrait write-up: PFCN portraits (100x75) from an .npz, Adam, MAE, 50 epochs, both
   tasks compared. 'gray2rgb' or 'l2ab' trains one; 'smoke' trains both on the bundled photos
   in about a minute; 'bsds300' trains both on 263 real photos and scores them on 37 held-out
-  ones (configs.photos), about 25 minutes on 2 CPU cores."""
+  ones (configs.real_photos), about 25 minutes on 2 CPU cores."""
   config = ml_collections.ConfigDict()
   config.program = 'unet_portrait'
   config.tasks = ('gray2rgb', 'l2ab')
@@ -29,6 +29,6 @@ def get_config(variant=None):
   if variant == 'smoke':
     configs.smoke(config, crop=48, num_steps=30)
   if variant == 'bsds300':
-    configs.photos(config, crop=64, num_steps=1000, log_every=50, eval_every=100,
+    configs.real_photos(config, crop=64, num_steps=1000, log_every=50, eval_every=100,
                    best_metric='psnr')
   return config

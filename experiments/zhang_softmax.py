@@ -10,7 +10,7 @@ VARIANTS = ('smoke', 'bsds300')
 def get_config(variant=None):
   """The paper's settings; 'smoke' trains a 1/8-width network on the bundled photos in about
   a minute on CPU; 'bsds300' the 1/8-width one on 263 real photos, scored on 37 held-out
-  ones (configs.photos), about 10 minutes on 2 CPU cores (regression: 5)."""
+  ones (configs.real_photos), about 10 minutes on 2 CPU cores (regression: 5)."""
   config = ml_collections.ConfigDict()
   config.program = 'zhang'
   config.head = 'softmax'          # softmax (Q bin logits) | regression (ab, MSE)
@@ -37,7 +37,7 @@ def get_config(variant=None):
     config.width = 0.125
     config.prior_batches = 50
     config.optimizer.learning_rate = 1e-3
-    configs.photos(config, crop=64, num_steps=2000, log_every=50, eval_every=250,
+    configs.real_photos(config, crop=64, num_steps=2000, log_every=50, eval_every=250,
                    best_metric='auc_rebalanced')
   if variant == 'smoke':
     config.width = 0.125

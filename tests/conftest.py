@@ -38,6 +38,7 @@ def bins_313():
   """313 bins as the release has: the sRGB gamut set (261) and the 52 step-10 grid cells
   nearest to it outside (the released file itself is not on this machine)."""
   import numpy as np
+
   from colorjax import quantize
   inside = quantize.gamut_bins()
   grid = np.stack(np.meshgrid(np.arange(-110, 111, 10), np.arange(-110, 121, 10),
@@ -45,3 +46,19 @@ def bins_313():
   outside = grid[[not np.any(np.all(inside == g, axis=1)) for g in grid]]
   distance = np.min(np.linalg.norm(outside[:, None] - inside[None], axis=-1), axis=1)
   return np.concatenate([inside, outside[np.argsort(distance, kind='stable')[:52]]])
+
+
+@pytest.fixture(scope='session')
+def zhang_run(tmp_path_factory):
+  """(workdir, config, state): a zhang_softmax workdir with a tiny network (random weights,
+  the head scaled 20x so that it predicts colours) as a run leaves it, 32x32 crops."""
+  from colorjax.families import zhang as family
+  from colorjax.train import optim
+  from tests import saved_runs
+  root = tmp_path_factory.mktemp('zhang')
+  config, state = saved_runs.zhang_smoke_run(
+      root, {'width': '0.0625', 'data.crop': '32'},
+      lambda config: saved_runs.numpy_state(family.network(config, family.bins(config, root)),
+                                            optim.make_optimizer(config.optimizer),
+                                            (1, 32, 32, 1)), 20)
+  return root, config, state

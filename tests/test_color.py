@@ -133,7 +133,7 @@ def test_fit_chroma_to_gamut_keeps_l_and_hue_and_lands_on_the_gamut_edge():
   assert np.all(moved[shrunk] > 0.005)
 
 
-def test_fit_chroma_to_gamut_leaves_colours_inside_alone():
+def test_fit_chroma_to_gamut_leaves_colors_inside_alone():
   lab = color.rgb_to_lab(jnp.asarray(_random_rgb(20_000, seed=3), jnp.float32))
   np.testing.assert_allclose(color.fit_chroma_to_gamut(lab), lab, atol=1e-3)
 

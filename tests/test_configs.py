@@ -1,46 +1,13 @@
-"""--config overrides: typed parsing and one-line errors."""
+"""Experiment configs: every experiment found by name, described, and locked once built;
+the shared blocks; the loop fields written from the one Loop dataclass."""
+
+import dataclasses
 
 import ml_collections
 import pytest
 
 from colorjax import configs
-from colorjax.errors import UsageError
-
-
-def _config():
-  return ml_collections.ConfigDict({
-      'steps': 10, 'rate': 0.5, 'name': 'a', 'flag': False, 'seeds': (0, 1),
-      'schemes': ('none', 'unit'), 'optimizer': {'name': 'adam', 'learning_rate': 1e-3}})
-
-
-@pytest.mark.parametrize('key,raw,expected', [
-    ('steps', '25', 25), ('rate', '2', 2.0), ('rate', '3e-4', 3e-4), ('name', 'b c', 'b c'),
-    ('flag', 'true', True), ('flag', '0', False), ('seeds', '3,4,5', (3, 4, 5)),
-    ('seeds', '(7,)', (7,)), ('schemes', 'unit', ('unit',)),
-    ('schemes', "['centered', 'shifted']", ('centered', 'shifted')),
-    ('optimizer.learning_rate', '0.01', 0.01), ('optimizer.name', 'sgd', 'sgd'),
-    ('optimizer', "{'name': 'sgd', 'learning_rate': 0.1}",
-     ml_collections.ConfigDict({'name': 'sgd', 'learning_rate': 0.1})),
-])
-def test_overrides_are_parsed_as_the_fields_type(key, raw, expected):
-  config = configs.apply_overrides(_config(), {key: raw}, 'x')
-  value = config
-  for part in key.split('.'):
-    value = value[part]
-  assert value == expected and type(value) is type(expected)
-
-
-@pytest.mark.parametrize('key,raw,message', [
-    ('step', '1', "unknown config key 'step'"),
-    ('optimizer.lr', '1', "unknown config key 'optimizer.lr'"),
-    ('steps', '2.5', "'2.5' is not a valid int"),
-    ('flag', 'maybe', "'maybe' is not a valid bool"),
-    ('seeds', 'a,b', "'a,b' is not a valid tuple"),
-    ('optimizer', 'sgd', "'sgd' is not a valid dict"),
-])
-def test_bad_overrides_are_usage_errors(key, raw, message):
-  with pytest.raises(UsageError, match=message):
-    configs.apply_overrides(_config(), {key: raw}, 'x')
+from colorjax.configs import Loop
 
 
 def test_every_experiment_has_a_description_and_a_config():
@@ -49,3 +16,30 @@ def test_every_experiment_has_a_description_and_a_config():
   for name, description in experiments.items():
     assert description, f'{name} needs a one-line docstring'
     assert configs.load_config(name).program
+
+
+def test_a_loaded_config_is_locked_and_its_blocks_refuse_new_fields():
+  config = configs.load_config('zhang_softmax:smoke')
+  with pytest.raises(AttributeError):
+    config.num_stpes = 10
+  with pytest.raises(KeyError, match='crop_size'):
+    configs.data_config(crop_size=32)
+  config.num_steps = 10  # fields that exist take new values
+
+
+def test_schedule_writes_the_loop_defaults():
+  """configs.schedule's fields are configs.Loop's, with its defaults: one set."""
+  config = configs.schedule(ml_collections.ConfigDict(), num_steps=7, log_every=5)
+  loop = Loop.from_config(config)
+  assert loop == Loop(7, log_every=5)
+  assert {f.name for f in dataclasses.fields(Loop)} - set(config) == {'steps_per_call'}
+
+
+def test_a_variant_may_replace_a_block_but_not_add_to_one():
+  base = ml_collections.ConfigDict({'optimizer': configs.optimizer('adam', 1e-3, b1=0.9),
+                                    'seed': 0})
+  replaced = ml_collections.ConfigDict({'optimizer': configs.optimizer('rmsprop', 1e-4,
+                                                                       decay=0.9), 'seed': 1})
+  assert configs._added_fields(replaced, base) == []
+  added = ml_collections.ConfigDict({'optimizer': base.optimizer, 'seed': 0, 'sead': 1})
+  assert configs._added_fields(added, base) == ['sead']

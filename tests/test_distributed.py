@@ -18,8 +18,9 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from colorjax import distributed, throughput, train
+from colorjax import distributed
 from colorjax.errors import UsageError
+from colorjax.train import checkpoint, throughput
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TIMEOUT_S = 300  # per launch: a guard against a hung collective (each test takes ~40 s alone,
@@ -90,7 +91,7 @@ def _run_one(args, workdir):
 def _latest_checkpoint(workdir):
   """(step, arrays) of the latest checkpoint, restored onto one local device whatever layout
   of processes and devices wrote it."""
-  checkpoints = train.Checkpoints(workdir, max_to_keep=None)
+  checkpoints = checkpoint.Checkpoints(workdir, max_to_keep=None)
   try:
     step = checkpoints.latest_step()
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
@@ -117,13 +118,14 @@ def _without_timing(path):
           for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_two_processes_train_as_one_with_four_devices_even_when_both_are_killed(tmp_path):
   """The tiny CNN over 2 processes x 2 devices, killed after its first checkpoint and
   started again, ends where one process with 4 devices ends unbroken."""
   workdir = tmp_path / 'killed'
   with _two_processes(TINY_CNN, workdir, tmp_path) as processes:
     deadline = time.monotonic() + TIMEOUT_S
-    while not train.saved_steps(workdir) and time.monotonic() < deadline:
+    while not checkpoint.saved_steps(workdir) and time.monotonic() < deadline:
       time.sleep(0.02)
   # Process 1 may see process 0 die first and stop by itself (exit status 1).
   assert processes[0].returncode == -signal.SIGKILL, 'a run ended before the kill'
@@ -139,12 +141,13 @@ def test_two_processes_train_as_one_with_four_devices_even_when_both_are_killed(
   assert (workdir / 'report.md').is_file()
 
 
+@pytest.mark.slow
 def test_when_one_process_dies_the_other_says_so_and_exits_at_once(tmp_path):
   long_run = [*TINY_CNN[:-4], '--config.num_steps=100000', '--config.steps_per_call=10',
               '--config.log_every=10', '--config.checkpoint_every=50']
   with _two_processes(long_run, tmp_path / 'w', tmp_path) as processes:
     deadline = time.monotonic() + TIMEOUT_S
-    while not train.saved_steps(tmp_path / 'w') and time.monotonic() < deadline:
+    while not checkpoint.saved_steps(tmp_path / 'w') and time.monotonic() < deadline:
       time.sleep(0.05)
     os.killpg(processes[1].pid, signal.SIGKILL)
     killed = time.monotonic()
@@ -155,6 +158,7 @@ def test_when_one_process_dies_the_other_says_so_and_exits_at_once(tmp_path):
   assert 'error: process 0 of 2: ' in log
 
 
+@pytest.mark.slow
 def test_one_zhang_step_over_two_processes_equals_one_process(tmp_path):
   """BatchNorm statistics and gradients over the global batch, summed across processes."""
   logs = _run_two(ZHANG_ONE_STEP, tmp_path / 'two', tmp_path)

@@ -14,13 +14,17 @@ import numpy as np
 import pytest
 
 import colorjax
-from colorjax import configs, data, inference, losses, precision, program, quantize, train
+from colorjax import configs, inference, precision, programs, quantize
+from colorjax.cli import flags
+from colorjax.data import pipeline, sources
 from colorjax.errors import UsageError
+from colorjax.families import flowers_resnet, norm_ablation, unet_portrait, yuv_gan, zhang
+from colorjax.families.spec import Options
 from colorjax.models import layers
+from colorjax.models.resnet import ResNetClassifier
 from colorjax.models.zhang import ZhangNet
-from colorjax.programs import flowers_resnet, norm_ablation, unet_portrait, yuv_gan, zhang
-
-import saved_runs  # tests/saved_runs.py
+from colorjax.train import losses, optim, train_state
+from tests import saved_runs
 
 EXPERIMENTS = ('norm_ablation', 'yuv_gan:smoke', 'yuv_gan:authors', 'unet_portrait:smoke',
                'flowers_resnet:smoke', 'zhang_softmax:smoke', 'zhang_regression:smoke')
@@ -32,25 +36,26 @@ def _bins():
   return quantize.gamut_bins()
 
 
-def _bf16_config(spec):
-  return configs.apply_overrides(configs.load_config(spec), {'compute_dtype': 'bfloat16'},
-                                 spec)
+def _bf16_config(experiment):
+  return flags.apply_overrides(configs.load_config(experiment), {'compute_dtype': 'bfloat16'},
+                               experiment)
 
 
-def _networks(spec):
+def _networks(experiment):
   """(name, model, example inputs) of every network the experiment's program builds."""
-  config = _bf16_config(spec)
+  config = _bf16_config(experiment)
   l_in = jnp.zeros((2, 32, 32, 1))
-  if spec == 'norm_ablation':
-    return [('tiny cnn', norm_ablation._network(config), (l_in,))]
-  if spec.startswith('zhang'):
-    return [('zhang', zhang._network(config, _bins()), (l_in,))]
-  if spec.startswith('unet'):
-    return [(task, unet_portrait._model(config, task), (l_in,)) for task in config.tasks]
-  if spec.startswith('flowers'):
-    return [('classifier', flowers_resnet._classifier_network(config), (l_in,)),
-            ('colorizer', flowers_resnet._colorizer_network(config), (l_in,))]
-  generator, discriminator = yuv_gan._networks(config)
+  if experiment == 'norm_ablation':
+    return [('tiny cnn', norm_ablation.network(config), (l_in,))]
+  if experiment.startswith('zhang'):
+    return [('zhang', zhang.network(config, _bins()), (l_in,))]
+  if experiment.startswith('unet'):
+    return [(task, unet_portrait.network(config, task), (l_in,)) for task in config.tasks]
+  if experiment.startswith('flowers'):
+    return [('classifier', ResNetClassifier(config.num_classes,
+                                            dtype=precision.compute_dtype(config)), (l_in,)),
+            ('colorizer', flowers_resnet.network(config), (l_in,))]
+  generator, discriminator = yuv_gan.networks(config)
   return [('generator', generator, (l_in, jnp.zeros((2, generator.noise_dim)))),
           ('discriminator', discriminator, (jnp.zeros((2, 32, 32, 3)),))]
 
@@ -60,12 +65,12 @@ def _dtypes(tree):
           for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
-@pytest.mark.parametrize('spec', EXPERIMENTS)
-def test_bf16_networks_hold_float32_and_compute_in_bf16(spec):
+@pytest.mark.parametrize('experiment', EXPERIMENTS)
+def test_bf16_networks_hold_float32_and_compute_in_bf16(experiment):
   """Shapes and dtypes only (jax.eval_shape: nothing compiles). Every conv, dense and
   BatchNorm layer's output must be bf16 (a layer built without the dtype computes in float32
   and fails here), the parameters and the running statistics float32, the output float32."""
-  for name, model, inputs in _networks(spec):
+  for name, model, inputs in _networks(experiment):
     variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), *inputs))
     assert set(_dtypes(variables).values()) == {jnp.dtype(jnp.float32)}, name
 
@@ -98,35 +103,16 @@ def test_batch_norm_statistics_are_float32_sums_of_bf16_activations():
   np.testing.assert_allclose(stats['var'], 0.9 + 0.1 * x64.var((0, 1, 2)), rtol=1e-6)
 
 
-@pytest.mark.parametrize('spec', EXPERIMENTS)
-def test_a_compute_dtype_other_than_float32_or_bfloat16_is_one_line(spec):
-  config = configs.apply_overrides(configs.load_config(spec), {'compute_dtype': 'float16'},
-                                   spec)
+@pytest.mark.parametrize('experiment', EXPERIMENTS)
+def test_a_compute_dtype_other_than_float32_or_bfloat16_is_one_line(experiment):
+  config = flags.apply_overrides(configs.load_config(experiment), {'compute_dtype': 'float16'},
+                                 experiment)
   with pytest.raises(UsageError, match=r"compute_dtype='float16'.*'float32' or 'bfloat16'"):
-    colorjax.programs.load(config.program).check(config)
+    programs.load(config.program).check(config)
 
 
 def test_a_config_without_the_field_computes_in_float32():
   assert precision.compute_dtype(configs.data_config()) == jnp.float32  # an older config.json
-
-
-def _numpy_state(model, tx, input_shape, seed=0):
-  """A fresh TrainState of `model` whose weights NumPy draws as Flax's default initializers
-  do (LeCun-normal kernels, zero biases, BatchNorm at scale 1, shift 0, statistics 0 and 1):
-  jitting model.init costs ~12 s of compiling on 2 cores, for a generator per kernel shape."""
-  rng = np.random.default_rng(seed)
-
-  def fill(path, leaf):
-    name = path[-1].key
-    if name == 'kernel':
-      return rng.normal(0, np.sqrt(1 / np.prod(leaf.shape[:-1])), leaf.shape).astype(np.float32)
-    return np.full(leaf.shape, 1.0 if name in ('scale', 'var') else 0.0, np.float32)
-
-  abstract = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(input_shape)))
-  variables = jax.tree_util.tree_map_with_path(fill, abstract)
-  return train.TrainState(step=np.int32(0), params=variables['params'],
-                          opt_state=jax.jit(tx.init)(variables['params']),
-                          batch_stats=variables['batch_stats'], key=jax.random.PRNGKey(seed))
 
 
 # The loss-curve test: the Zhang et al. network at 1/8 width with its softmax head (the
@@ -147,7 +133,7 @@ TOLERANCE = 0.10
 
 def _loss_curve(model, state, batches):
   loss_fn = losses.rebalanced_soft_cross_entropy(model, _bins(), np.ones(len(_bins())))
-  step = jax.jit(train.make_train_step(loss_fn, train.make_optimizer(ADAM)))
+  step = jax.jit(train_state.make_train_step(loss_fn, optim.make_optimizer(ADAM)))
   curve = []
   for rgb in batches:
     state, metrics = step(state, {'rgb': rgb})
@@ -159,13 +145,14 @@ def _learned(curve):
   return curve[:FIRST_LAST].mean() - curve[-FIRST_LAST:].mean()
 
 
+@pytest.mark.slow
 def test_bf16_learns_as_float32_does_and_pure_bf16_would_not():
   config = configs.data_config(source='samples', crop=32, batch_size=8)
-  batches = data.train_batches(data.load_source(config, 'train'), config)
+  batches = pipeline.train_batches(sources.load_source(config, 'train'), config)
   batches = [next(batches)['rgb'] for _ in range(STEPS)]
   f32, bf16 = (ZhangNet(len(_bins()), 0.125, dtype) for dtype in (jnp.float32, jnp.bfloat16))
-  tx = train.make_optimizer(ADAM)
-  state = _numpy_state(f32, tx, (1, 32, 32, 1))
+  tx = optim.make_optimizer(ADAM)
+  state = saved_runs.numpy_state(f32, tx, (1, 32, 32, 1))
   reference = _learned(_loss_curve(f32, state, batches))
   assert reference > 0.05  # float32 learns: ~0.1 of ~5.5 in 40 steps
   assert abs(_learned(_loss_curve(bf16, state, batches)) / reference - 1) < TOLERANCE
@@ -182,8 +169,8 @@ def bf16_run(tmp_path_factory):
   root = tmp_path_factory.mktemp('bf16')
   config, state = saved_runs.zhang_smoke_run(
       root, {'width': '0.0625', 'data.crop': '32', 'compute_dtype': 'bfloat16'},
-      lambda config: _numpy_state(ZhangNet(len(_bins()), config.width),
-                                  train.make_optimizer(config.optimizer), (1, 32, 32, 1)),
+      lambda config: saved_runs.numpy_state(ZhangNet(len(_bins()), config.width),
+                                  optim.make_optimizer(config.optimizer), (1, 32, 32, 1)),
       20000)
   return root, config, state
 
@@ -217,13 +204,13 @@ def _lightness():
 
 
 def test_inference_computes_in_the_runs_compute_dtype(bf16_run):
-  """What run.py colorize, colorjax.load and the evaluator restore (inference.load_trained)
+  """What run.py colorize, colorjax.load and the evaluator restore (inference.load_network)
   convolves in bf16 and answers float32 ab near float32's (bf16's rounding, amplified by the
   scaled head, moves the annealed mean by ~0.4 on average: it is not compared digit for digit,
   since two compilations of a bf16 network round differently)."""
   root, config, state = bf16_run
-  trained, variables = inference.load_trained(root, program.Options())
-  assert _conv_dtypes(trained.predict_ab, variables) == {jnp.dtype(jnp.bfloat16)}
+  network, variables = inference.load_network(root, Options())
+  assert _conv_dtypes(network.predict_ab, variables) == {jnp.dtype(jnp.bfloat16)}
   ab = colorjax.load(root).predict_ab(_lightness())
   assert ab.dtype == np.float32
   assert np.abs(ab - _float32_ab(config, state, _lightness())).mean() < 1.0
@@ -236,7 +223,7 @@ def test_a_run_saved_without_compute_dtype_loads_as_float32(bf16_run, tmp_path):
   del older['compute_dtype']
   (tmp_path / 'config.json').write_text(json.dumps(older))
   (tmp_path / 'checkpoints').symlink_to(root / 'checkpoints')
-  trained, variables = inference.load_trained(tmp_path, program.Options())
-  assert _conv_dtypes(trained.predict_ab, variables) == {jnp.dtype(jnp.float32)}
+  network, variables = inference.load_network(tmp_path, Options())
+  assert _conv_dtypes(network.predict_ab, variables) == {jnp.dtype(jnp.float32)}
   np.testing.assert_allclose(colorjax.load(tmp_path).predict_ab(_lightness()),
                              _float32_ab(config, state, _lightness()), atol=1e-3)

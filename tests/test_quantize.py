@@ -14,6 +14,7 @@ def bins():
   return quantize.gamut_bins()
 
 
+@pytest.mark.slow
 def test_gamut_bins_are_the_cells_of_every_8bit_srgb_colour(bins):
   """The definition, checked exhaustively with an independent Lab: the step-10 cells that
   scikit-image's rgb2lab (float64) puts the 16.7 million 8-bit colours in. A cell too many
@@ -116,20 +117,3 @@ def test_soft_encoding_takes_exactly_ten_bins_when_distances_tie():
   np.testing.assert_allclose(target[near], 1 / total, rtol=1e-5)
   np.testing.assert_allclose(np.sort(target[target > 0])[:6], far / total, rtol=1e-5)
   assert abs(target.sum() - 1) < 1e-6
-
-
-def test_a_313_bin_file_trains_and_evaluates_a_zhang_run(tmp_path, bins_313):
-  """--config.bins=PATH with the released count of bins: prior, loss and evaluation all use
-  the file's 313 bins."""
-  from colorjax import configs, train
-  from colorjax.programs import zhang
-  np.save(tmp_path / 'pts_in_hull.npy', bins_313)
-  config = configs.apply_overrides(configs.load_config('zhang_softmax:smoke'), {
-      'bins': str(tmp_path / 'pts_in_hull.npy'), 'width': '0.0625', 'data.crop': '16',
-      'num_steps': '2', 'checkpoint_every': '2', 'log_every': '1', 'prior_batches': '1',
-      'report_images': '1', 'temperatures': '0.38'}, 'zhang')
-  zhang.main(config, tmp_path / 'run')
-  with np.load(tmp_path / 'run' / 'prior.npz') as prior:
-    assert prior['prior'].shape == (313,)
-  assert [row['step'] for row in train.read_metrics(tmp_path / 'run')] == [0, 1]
-  assert 'T=0.38' in (tmp_path / 'run' / 'report.md').read_text()

@@ -3,25 +3,27 @@ PyTorch after richzhang/colorization's eccv16.py, with random weights and BatchN
 statistics, is imported and must give PyTorch's ab on real photos; the import is a run
 that colorizes and trains like any other; files that are not eccv16 are one line."""
 
-import pathlib
-import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import skimage.color
 import skimage.data
 import skimage.transform
 
+from colorjax import inference
+from colorjax.data import images
+from colorjax.families import zhang
+from colorjax.families.spec import Options
+from colorjax.train import losses, optim, train_state
+from tests import commands
+
 torch = pytest.importorskip('torch')
 nn = torch.nn
 
-from colorjax import images, inference, losses, program, train  # noqa: E402
-from colorjax.programs import zhang  # noqa: E402
 from colorjax.released import AB_SCALE, import_weights  # noqa: E402
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 class ECCV16(nn.Module):
@@ -89,6 +91,7 @@ def released(tmp_path_factory, bins_313):
   return net, path, workdir
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('size', [(256, 256), (203, 331)])
 def test_imported_network_gives_pytorchs_ab(released, size):
   net, _, workdir = released
@@ -102,26 +105,32 @@ def test_imported_network_gives_pytorchs_ab(released, size):
   assert np.abs(ours - expected).max() <= 0.05
 
 
+@pytest.mark.slow
 def test_imported_run_decodes_with_the_published_softmax_and_its_own_bins(released, bins_313):
   _, _, workdir = released
-  config, _, _ = inference.run_config(workdir, program.Options())
+  config, _, _ = inference.run_config(workdir, Options())
   assert config.temperature == 1.0
-  np.testing.assert_allclose(zhang._bins(config, workdir), bins_313, atol=1e-4)
+  np.testing.assert_allclose(zhang.bins(config, workdir), bins_313, atol=1e-4)
   annealed = inference.load(workdir, temperature=0.38).predict_ab(
       np.full((1, 32, 32), 60.0, np.float32))
   plain = inference.load(workdir).predict_ab(np.full((1, 32, 32), 60.0, np.float32))
   assert np.abs(annealed - plain).max() > 0.1  # T applies on top of the published logits
 
 
+@pytest.mark.slow
 def test_fine_tuning_takes_a_step_from_the_imported_weights(released):
   _, _, workdir = released
-  config, _, _ = inference.run_config(workdir, program.Options())
-  trained = zhang.colorizer(config, workdir, program.Options())
-  state = inference._restore(trained)
-  bins = zhang._bins(config, workdir)
-  model = zhang._network(config, bins)
+  config, _, _ = inference.run_config(workdir, Options())
+  _, variables = inference.load_network(workdir, Options())
+  tx = optim.make_optimizer(config.optimizer)
+  state = train_state.TrainState(  # the released weights with a fresh optimizer
+      step=jnp.zeros((), jnp.int32), params=variables['params'],
+      opt_state=tx.init(variables['params']), batch_stats=variables['batch_stats'],
+      key=jax.random.PRNGKey(0))
+  bins = zhang.bins(config, workdir)
+  model = zhang.network(config, bins)
   loss_fn = losses.rebalanced_soft_cross_entropy(model, bins, np.ones(len(bins)))
-  step = jax.jit(train.make_train_step(loss_fn, train.make_optimizer(config.optimizer)))
+  step = jax.jit(train_state.make_train_step(loss_fn, tx))
   batch = {'rgb': np.stack(_photos((64, 64)))}
   new_state, metrics = step(state, batch)
   assert np.isfinite(float(metrics['loss'])) and int(new_state.step) == 1
@@ -129,6 +138,7 @@ def test_fine_tuning_takes_a_step_from_the_imported_weights(released):
   assert all(jax.tree.leaves(changed))
 
 
+@pytest.mark.slow
 def test_colorize_uses_an_imported_run(released, tmp_path):
   _, _, workdir = released
   photo = _photos((120, 180))[0]
@@ -138,12 +148,8 @@ def test_colorize_uses_an_imported_run(released, tmp_path):
   assert np.abs(lightness[0] - lightness[1]).max() <= 0.5
 
 
-def _run(*args):
-  return subprocess.run([sys.executable, 'run.py', 'import_weights', *map(str, args)],
-                        cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-
-def test_files_that_are_not_eccv16_are_one_line(released, tmp_path):
+@pytest.mark.slow
+def test_files_that_are_not_eccv16_are_one_line(released, tmp_path, capsys):
   net, path, _ = released
   state_dict = net.state_dict()
   truncated = tmp_path / 'truncated.pth'
@@ -162,17 +168,13 @@ def test_files_that_are_not_eccv16_are_one_line(released, tmp_path):
            'not_tensors.pth': 'holds no state_dict of tensors',
            'absent.pth': 'not found'}
   for name, message in cases.items():
-    result = _run(tmp_path / name, f'--workdir={tmp_path / name}.run')
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (name,
-                                                                                result.stderr)
+    commands.assert_one_line(*commands.run_in_process(
+        capsys, 'import_weights', tmp_path / name, f'--workdir={tmp_path / name}.run'), message)
     assert not (tmp_path / f'{name}.run' / 'checkpoints').exists()
 
 
-def test_without_torch_the_command_says_what_to_install(tmp_path):
-  code = ('import sys; sys.modules["torch"] = None\n'
-          'from colorjax import cli; cli.run(sys.argv[1:])\n')
-  result = subprocess.run([sys.executable, '-c', code, 'import_weights', 'x.pth',
-                           f'--workdir={tmp_path}'], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-  assert result.returncode == 2 and 'needs PyTorch: pip install torch' in result.stderr
+def test_without_torch_the_command_says_what_to_install(tmp_path, capsys, monkeypatch):
+  monkeypatch.setitem(sys.modules, 'torch', None)  # `import torch` raises ImportError
+  commands.assert_one_line(*commands.run_in_process(
+      capsys, 'import_weights', 'x.pth', f'--workdir={tmp_path}'),
+      'needs PyTorch: pip install torch')

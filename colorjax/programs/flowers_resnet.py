@@ -3,7 +3,7 @@
 (2) `pretrained/`: the colorizer starts from stage 1's encoder (its Orbax checkpoint, the
     classifier head dropped) and learns ab with MSE;
 (3) `scratch/`: the same colorizer from random weights, where the write-up saw a collapse to
-    one colour, measured here by the ab-std ratio, colourfulness and per-image ab variance.
+    one colour, measured here by the ab-std ratio, colorfulness and per-image ab variance.
 Experiment: flowers_resnet.
 """
 
@@ -12,13 +12,15 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
-from colorjax import (color, data, distributed, evaluator, losses, precision, program, report,
-                      supervised, train)
+from colorjax import color, distributed, precision
+from colorjax.data import sources
 from colorjax.errors import UsageError
-from colorjax.models.resnet import ENCODER_STRIDE, ResNetClassifier, ResNetColorizer, load_encoder
-
-SHIFTED = color.NORMALIZATIONS['shifted']  # input L / 100; ab as (ab + 128) / 255 in [0, 1]
-COLORIZERS = ('pretrained', 'scratch')
+from colorjax.eval import evaluator, report
+from colorjax.families import flowers_resnet as family
+from colorjax.families.flowers_resnet import COLORIZERS, SHIFTED
+from colorjax.families.spec import Options
+from colorjax.models.resnet import ENCODER_STRIDE, ResNetClassifier, load_encoder
+from colorjax.train import losses, metrics_log, supervised
 
 
 def check(config):
@@ -39,15 +41,15 @@ def _classifier(config, workdir, eval_source):
                                  losses.classification(model, SHIFTED), description='classifier')
 
   @jax.jit
-  def evaluate_batch(variables, batch):
+  def score_batch(variables, batch):
     l_in = SHIFTED.normalize_l(color.lab_from_uint8(batch['rgb'])[..., :1])
     correct = jnp.argmax(model.apply(variables, l_in), axis=-1) == batch['label']
     counts = {'correct': batch['mask'] * correct, 'images': batch['mask']}  # per example
     return {'top-1': counts}, jnp.zeros((batch['rgb'].shape[0], 0))
 
-  variables = supervised.variables(state)
-  evaluation = evaluator.evaluate_on_source(
-      stage, lambda batch, _: evaluate_batch(variables, batch),
+  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  evaluation = evaluator.score_split(
+      stage, lambda batch, _: score_batch(variables, batch),
       summarize=lambda t: float(t['correct'] / t['images']), source=eval_source)
   return state, evaluation.metrics['top-1']
 
@@ -56,11 +58,6 @@ def _classifier_network(config) -> ResNetClassifier:
   """Stage 1's network. One compute dtype (config.compute_dtype) serves all three stages, so
   the colorizer runs the encoder in the precision the classifier trained it in."""
   return ResNetClassifier(config.num_classes, dtype=precision.compute_dtype(config))
-
-
-def _colorizer_network(config) -> ResNetColorizer:
-  """The network of stages 2 and 3, in the run's compute dtype."""
-  return ResNetColorizer(dtype=precision.compute_dtype(config))
 
 
 def _with_encoder_of(classifier_state):
@@ -75,40 +72,25 @@ def main(config, workdir):
   check(config)
   workdir = pathlib.Path(workdir)
   stage = config.colorizer
-  classifier_eval = data.load_source(config.classifier.data, 'eval')
-  eval_source = data.load_source(stage.data, 'eval')
+  classifier_eval = sources.load_source(config.classifier.data, 'eval')
+  eval_source = sources.load_source(stage.data, 'eval')
   classifier, accuracy = _classifier(config, workdir, classifier_eval)
-  model = _colorizer_network(config)
+  model = family.network(config)
   loss = losses.ab_regression(model, SHIFTED)
   predictors = {}
   for run in COLORIZERS:
-    trained = colorizer(config, workdir, program.Options(network=run))
+    network = family.network_spec(config, workdir, Options(network=run))
     state = supervised.fit_network(
         stage, workdir / run, model, loss,
         init=_with_encoder_of(classifier) if run == 'pretrained' else None,
-        description=f'colorizer ({run})', trained=trained, eval_source=eval_source)
-    predictors[run] = trained.predictor(state)
-  evaluation = evaluator.evaluate_colorizers(stage, predictors, eval_source)
+        description=f'colorizer ({run})', network=network, eval_source=eval_source)
+    predictors[run] = network.predictor(state)
+  evaluation = evaluator.score_colorizers(stage, predictors, eval_source)
   if not distributed.is_main():
     return
   report.save_metrics(workdir, {**evaluation.metrics, 'classifier_top1': accuracy},
                       evaluation.per_image)
   print(f'report: {_write_report(config, workdir, evaluation, accuracy)}')
-
-
-def colorizer(config, workdir, options) -> program.Trained:
-  """The colorizer with the classifier's encoder, or --network=scratch."""
-  run = program.choose(options, COLORIZERS, 'pretrained')
-  model = _colorizer_network(config)
-  stage = config.colorizer
-
-  def predict_ab(variables, l_nhw1, keys):
-    del keys  # deterministic
-    return SHIFTED.denormalize_ab(model.apply(variables, SHIFTED.normalize_l(l_nhw1)))
-
-  return program.Trained(workdir / run, lambda: supervised.initial_state(stage, model),
-                         supervised.variables, predict_ab, (stage.data.crop, stage.data.crop),
-                         stride=ENCODER_STRIDE)
 
 
 def _write_report(config, workdir, evaluation, accuracy):
@@ -121,7 +103,7 @@ def _write_report(config, workdir, evaluation, accuracy):
       f'/ 255, {stage.optimizer.name} lr {stage.optimizer.learning_rate}, batch '
       f'{stage.data.batch_size}, {stage.data.crop}x{stage.data.crop}): with the classifier\'s '
       f'encoder against from scratch, on '
-      f'{data.describe(evaluation.images, evaluation.source)}.',
+      f'{report.describe_images(evaluation.images, stage.data)}.',
       report.metrics_table({run: evaluation.metrics[run] for run in COLORIZERS},
                            label=('colorizer',)),
       report.METRICS_NOTE,
@@ -134,11 +116,11 @@ def _write_report(config, workdir, evaluation, accuracy):
     sections += ['## Samples', '![samples](samples.png)']
   panels = {}
   for run in ('classifier', *COLORIZERS):
-    history = train.read_metrics(workdir / run)
+    history = metrics_log.read_metrics(workdir / run)
     panels[run] = [([r['step'] for r in history], [r['loss'] for r in history], run)]
   report.save_curves(workdir / 'loss_curves.png', panels, ylabel='training loss')
   sections += ['## Training losses', '![losses](loss_curves.png)']
   sections += report.eval_curve_sections(workdir, {
-      run: train.read_metrics(workdir / run, train.EVAL_FILE) for run in COLORIZERS})
+      run: metrics_log.read_metrics(workdir / run, metrics_log.EVAL_FILE) for run in COLORIZERS})
   return report.write_report(workdir, 'ResNet-18 colorizer: pretrained encoder against scratch',
                              sections)

@@ -12,8 +12,8 @@ partitioner gave wrong kernel gradients on all but the first device for vmapped
 convolutions on the XLA CPU backend; tests/test_norm_ablation.py guards against it.)
 
 The report measures what the write-up measured, the RGB distance of each run's
-reconstruction (no gamut fitting, no 8-bit rounding), with the same predictor that
-colorizer() hands to `run.py colorize`. Experiment: norm_ablation.
+reconstruction (no gamut fitting, no 8-bit rounding), with the same predictor
+(families/norm_ablation.py) that `run.py colorize` uses. Experiment: norm_ablation.
 """
 
 import math
@@ -24,56 +24,39 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from colorjax import (color, distributed, evaluate, images, losses, precision, program, report,
-                      stats, throughput, train)
+from colorjax import color, distributed, mesh, precision
+from colorjax.data import images
 from colorjax.errors import UsageError
-from colorjax.models.tiny_cnn import TinyCNN
-
-
-def list_runs(config):
-  """The (scheme, seed) pairs, in the order of the state's leading axis."""
-  unknown = [s for s in config.schemes if s not in color.NORMALIZATIONS]
-  if unknown:
-    raise UsageError(f"unknown normalization scheme(s) {', '.join(unknown)}: choose from "
-                     f"{', '.join(color.NORMALIZATIONS)} in --config.schemes")
-  if not config.seeds or not config.schemes:
-    raise UsageError('--config.schemes and --config.seeds must each name at least one value')
-  return [(scheme, seed) for scheme in config.schemes for seed in config.seeds]
+from colorjax.eval import metrics, report, stats
+from colorjax.families import norm_ablation as family
+from colorjax.train import loop, losses, metrics_log, optim, throughput, train_state
+from colorjax.configs import Loop
 
 
 def _stack(trees):
   return jax.tree.map(lambda *xs: np.stack(xs), *trees)
 
 
-def _network(config) -> TinyCNN:
-  return TinyCNN(channels=config.channels, dtype=precision.compute_dtype(config))
-
-
 def init_states(model, tx, runs):
   """Every run's fresh TrainState, stacked along a leading run axis."""
   keys = jnp.stack([jax.random.PRNGKey(seed) for _, seed in runs])
-  l_sample = jnp.zeros((1, 8, 8, 1), jnp.float32)  # the tiny CNN's weights fit any size
-  return jax.vmap(lambda key: train.init_state(model, tx, key, l_sample))(keys)
-
-
-def predict_ab(model, norm: color.LabNorm, params, l_nhw1):
-  """One run's ab in Lab units from L in Lab units."""
-  return norm.denormalize_ab(model.apply({'params': params}, norm.normalize_l(l_nhw1)))
+  l_sample = jnp.zeros(family.L_SAMPLE_SHAPE, jnp.float32)
+  return jax.vmap(lambda key: train_state.init_state(model, tx, key, l_sample))(keys)
 
 
 def _reconstruct(model, params, norm, rgb_uint8):
   """Colorize with one run's params; returns (loss in the scheme's units, RGB in [0, 1])."""
   lab = color.lab_from_uint8(rgb_uint8)
-  ab_pred = predict_ab(model, norm, params, lab[..., :1])
+  ab_pred = family.predict_ab(model, norm, params, lab[..., :1])
   loss = jnp.mean(((ab_pred - lab[..., 1:]) / norm.scale[1:]) ** 2)  # the scheme's units
   rgb = color.lab_to_rgb(jnp.concatenate([lab[..., :1], ab_pred], axis=-1))
   return loss, rgb[0]
 
 
 def check(config):
-  runs = list_runs(config)
+  runs = family.list_runs(config)
   precision.compute_dtype(config)
-  train.check_schedule(config.num_steps, config.steps_per_call, **train.loop_options(config))
+  Loop.from_config(config).check(evaluates=False)
   if jax.process_count() > 1 and len(runs) % jax.device_count():
     raise UsageError(f'{len(runs)} runs do not split over the {jax.device_count()} devices of '
                      f'{jax.process_count()} processes: pass schemes x seeds that do')
@@ -82,27 +65,28 @@ def check(config):
 
 def main(config, workdir):
   check(config)
-  runs = list_runs(config)
+  runs = family.list_runs(config)
   image = images.load_image(config.image, config.image_scale)
-  model = _network(config)
-  tx = train.make_optimizer(config.optimizer)
+  model = family.network(config)
+  tx = optim.make_optimizer(config.optimizer)
 
   # The largest number of devices that divides the runs evenly.
-  mesh = train.data_mesh(jax.devices()[:math.gcd(len(runs), jax.device_count())])
-  per_run = NamedSharding(mesh, P('data'))
-  batch = jax.device_put({'rgb': image[None]}, NamedSharding(mesh, P()))
+  run_mesh = mesh.data_mesh(jax.devices()[:math.gcd(len(runs), jax.device_count())])
+  per_run = NamedSharding(run_mesh, P('data'))
+  batch = jax.device_put({'rgb': image[None]}, NamedSharding(run_mesh, P()))
   norms = jax.device_put(_stack([color.NORMALIZATIONS[s] for s, _ in runs]), per_run)
   state = jax.jit(lambda: init_states(model, tx, runs), out_shardings=per_run)()
 
   def run_step(state, norm, batch):
-    return train.make_train_step(losses.ab_regression(model, norm), tx)(state, batch)
+    return train_state.make_train_step(losses.ab_regression(model, norm), tx)(state, batch)
 
   def advance(state, norms, batch):
     step_all = jax.vmap(run_step, in_axes=(0, 0, None))
     return jax.lax.scan(lambda s, _: step_all(s, norms, batch), state, None,
                         length=config.steps_per_call)
 
-  advance_per_device = jax.shard_map(advance, mesh=mesh, in_specs=(P('data'), P('data'), P()),
+  advance_per_device = jax.shard_map(advance, mesh=run_mesh,
+                                     in_specs=(P('data'), P('data'), P()),
                                      out_specs=(P('data'), P(None, 'data')))
   advance_donating = jax.jit(advance_per_device, donate_argnums=0)
   # One step of every run: a scan's body counts once in XLA's estimate, whatever its length.
@@ -111,12 +95,10 @@ def main(config, workdir):
   started = time.perf_counter()
   # No held-out split here (the report scores the photo the runs learn): eval_every does
   # not apply. Each step colours the photo once per run.
-  state = train.fit(
-      workdir=workdir, state=state, advance=lambda s, step: advance_donating(s, norms, batch),
-      num_steps=config.num_steps, steps_per_call=config.steps_per_call,
+  state = loop.fit(
+      workdir, state, lambda s, step: advance_donating(s, norms, batch), Loop.from_config(config),
       description=f'{len(runs)} runs', images_per_step=len(runs), flops_per_step=flops,
-      learning_rates={'learning_rate': train.learning_rate_at(config.optimizer)},
-      **train.loop_options(config))
+      learning_rates={'learning_rate': optim.learning_rate_at(config.optimizer)})
   seconds = time.perf_counter() - started
 
   reconstruct = jax.jit(jax.vmap(lambda p, n, rgb: _reconstruct(model, p, n, rgb),
@@ -127,31 +109,11 @@ def main(config, workdir):
   rgb_true = image.astype(np.float32) / 255.0
   results = {
       'loss': final_loss,
-      'distance': np.asarray(evaluate.squared_distance(rgb_pred, rgb_true)),
-      'psnr': np.asarray(evaluate.psnr(rgb_pred, rgb_true)),
+      'distance': np.asarray(metrics.squared_distance(rgb_pred, rgb_true)),
+      'psnr': np.asarray(metrics.psnr(rgb_pred, rgb_true)),
   }
-  path = _write_report(config, workdir, runs, image, rgb_pred, results, seconds, mesh.size)
+  path = _write_report(config, workdir, runs, image, rgb_pred, results, seconds, run_mesh.size)
   print(f'report: {path}')
-
-
-def colorizer(config, workdir, options) -> program.Trained:
-  """The first seed's run of one scheme (--network=SCHEME; default `unit`), working at the
-  size of the photo it learned from."""
-  runs = list_runs(config)
-  scheme = program.choose(options, list(config.schemes),
-                          'unit' if 'unit' in config.schemes else config.schemes[0])
-  index = runs.index((scheme, config.seeds[0]))
-  norm = color.NORMALIZATIONS[scheme]
-  model = _network(config)
-
-  def predict(params, l_nhw1, keys):
-    del keys  # deterministic
-    return predict_ab(model, norm, params, l_nhw1)
-
-  return program.Trained(
-      workdir, lambda: init_states(model, train.make_optimizer(config.optimizer), runs),
-      lambda state: jax.tree.map(lambda x: x[index], state.params), predict,
-      images.load_image(config.image, config.image_scale).shape[:2])
 
 
 def _against_none(results, by_scheme, seeds):
@@ -185,11 +147,11 @@ def _write_report(config, workdir, runs, image, rgb_pred, results, seconds, num_
            report.mean_std(results['distance'][idx], '{:.1f}'),
            report.mean_std(results['psnr'][idx], '{:.2f}')] for s, idx in by_scheme.items()]
   h, w = image.shape[:2]
-  metrics = train.read_metrics(workdir)
+  history = metrics_log.read_metrics(workdir)
   sections = [
       f"Tiny CNN (c={config.channels}) learns ab from L of `{config.image}` at {h}x{w}, "
       f"MSE on ab in each scheme's units, {config.optimizer.name} lr "
-      f"{config.optimizer.learning_rate}, {metrics[-1]['step'] + 1} iterations, seeds {seeds}. "
+      f"{config.optimizer.learning_rate}, {history[-1]['step'] + 1} iterations, seeds {seeds}. "
       f"Mean ± std over seeds. Distance: sum over pixels and channels of the squared RGB "
       f"difference to the original (RGB in [0, 1]); lower is better. Training took "
       f"{seconds:.1f} s in this invocation on {num_devices} {jax.default_backend()} device(s).",
@@ -202,8 +164,8 @@ def _write_report(config, workdir, runs, image, rgb_pred, results, seconds, num_
   report.save_image_row(workdir / 'reconstructions.png',
                         [image] + [np.clip(rgb_pred[i], 0, 1) for i in first_seed],
                         ['original'] + [f'{s} (seed {seeds[0]})' for s in schemes])
-  steps = [m['step'] for m in metrics]
-  losses_by_run = np.asarray([m['loss'] for m in metrics]).reshape(len(steps), len(runs))
+  steps = [m['step'] for m in history]
+  losses_by_run = np.asarray([m['loss'] for m in history]).reshape(len(steps), len(runs))
   report.save_curves(
       workdir / 'loss_curves.png',
       {s: [(steps, losses_by_run[:, i], f'seed {runs[i][1]}') for i in idx]

@@ -9,10 +9,18 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from colorjax import (color, data, distributed, evaluate, evaluator, losses, precision,
-                      program, report, stats, supervised, train)
+from colorjax import distributed, mesh, precision
+from colorjax.data import pipeline, sources
 from colorjax.errors import UsageError
-from colorjax.models.yuv_gan import LAYOUTS, Discriminator, Generator
+from colorjax.eval import evaluator, report, stats
+from colorjax.eval.metrics import summarize
+from colorjax.families import yuv_gan as family
+from colorjax.families.spec import Options
+from colorjax.models.yuv_gan import LAYOUTS
+from colorjax.train import loop, losses, metrics_log, optim, supervised, throughput
+from colorjax.configs import Loop
+from colorjax.train.train_state import (NetworkState, advance_with_batches, apply_gradients,
+                                        init_network)
 
 
 def check(config):
@@ -42,15 +50,15 @@ def check(config):
 @flax.struct.dataclass
 class GanState:
   step: jax.Array
-  generator: train.Network
-  discriminator: train.Network
+  generator: NetworkState
+  discriminator: NetworkState
   key: jax.Array
 
 
 def gan_train_step(critic_loss_fn, generator_loss_fn, critic_tx, generator_tx,
                         n_critic: int = 1, clip: float | None = None):
   """(GanState, batch) -> (GanState, metrics): `n_critic` critic updates, then one generator
-  update, in one function (jit it once with train.shard_train_step).
+  update, in one function (jit it once with mesh.shard_train_step).
 
   The batch is split into `n_critic` parts, so every critic update sees real images of its
   own, as in WGAN's reference loop; the generator update uses the last part's conditions.
@@ -63,8 +71,8 @@ def gan_train_step(critic_loss_fn, generator_loss_fn, critic_tx, generator_tx,
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     (loss, (metrics, batch_stats)), grads = grad_fn(
         network.params, network.batch_stats, other.variables, batch, key)
-    params, opt_state = train.apply_gradients(tx, grads, network.opt_state, network.params)
-    return train.Network(params, opt_state, batch_stats), loss, metrics
+    params, opt_state = apply_gradients(tx, grads, network.opt_state, network.params)
+    return NetworkState(params, opt_state, batch_stats), loss, metrics
 
   def split(x):
     """(n_critic * b, ...) -> (n_critic, b, ...), part i = examples i, i + n_critic, ...: the
@@ -99,34 +107,27 @@ def gan_train_step(critic_loss_fn, generator_loss_fn, critic_tx, generator_tx,
   return train_step
 
 
-def _networks(config):
-  layout = LAYOUTS[config.get('networks', 'writeup')]  # runs from before the field: writeup
-  dtype = precision.compute_dtype(config)
-  return (Generator(noise_layers=config.noise_layers, layout=layout, dtype=dtype),
-          Discriminator(batch_norm=config.discriminator_batch_norm, layout=layout, dtype=dtype))
-
-
 def _optimizer(config, field):
-  return train.make_optimizer(config[field], field)
+  return optim.make_optimizer(config[field], field)
 
 
 def init_state(config) -> GanState:
-  generator, discriminator = _networks(config)
+  generator, discriminator = family.networks(config)
   crop = config.data.crop
   g_key, d_key, state_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
   return GanState(
       step=jnp.zeros((), jnp.int32),
-      generator=train.init_network(generator, _optimizer(config, 'generator_optimizer'),
+      generator=init_network(generator, _optimizer(config, 'generator_optimizer'),
                                    g_key, jnp.zeros((1, crop, crop, 1)),
                                    jnp.zeros((1, generator.noise_dim))),
-      discriminator=train.init_network(
+      discriminator=init_network(
           discriminator, _optimizer(config, 'discriminator_optimizer'), d_key,
           jnp.zeros((1, crop, crop, 3))),
       key=state_key)
 
 
 def make_train_step(config):
-  generator, discriminator = _networks(config)
+  generator, discriminator = family.networks(config)
   critic_loss, generator_loss = losses.yuv_gan(generator, discriminator, config.adversarial,
                                                config.l1_weight, config.gp_weight)
   return gan_train_step(
@@ -138,51 +139,33 @@ def make_train_step(config):
 def main(config, workdir):
   check(config)
   workdir = pathlib.Path(workdir)
-  mesh = train.data_mesh()
-  train_source = data.load_source(config.data, 'train')
-  eval_source = data.load_source(config.data, 'eval')
-  state = train.replicate(init_state(config), mesh)
-  step = train.shard_train_step(make_train_step(config), mesh)
-  advance = train.advance_with_batches(step, lambda start: data.prefetch_to_device(
-      data.train_batches(train_source, config.data, start), mesh))
-  rates = {f'{network[0]}_learning_rate': train.learning_rate_at(config[field], field)
+  data_mesh = mesh.data_mesh()
+  train_source = sources.load_source(config.data, 'train')
+  eval_source = sources.load_source(config.data, 'eval')
+  fresh = mesh.replicate(init_state(config), data_mesh)
+  step = mesh.shard_train_step(make_train_step(config), data_mesh)
+  advance = advance_with_batches(step, lambda start: pipeline.prefetch_to_device(
+      pipeline.train_batches(train_source, config.data, start), data_mesh))
+  rates = {f'{network[0]}_learning_rate': optim.learning_rate_at(config[field], field)
            for network, field in (('generator', 'generator_optimizer'),
                                   ('discriminator', 'discriminator_optimizer'))}
-  state = train.fit(workdir=workdir, state=state, advance=advance, num_steps=config.num_steps,
-                    description=f'yuv gan {config.adversarial}',
-                    images_per_step=config.data.batch_size, learning_rates=rates,
-                    evaluate=evaluator.in_training(
-                        config, colorizer(config, workdir, program.Options()), eval_source,
-                        samples=config.samples, seed=config.seed + 1),
-                    **train.loop_options(config))
+  network = family.network_spec(config, workdir, Options())
+  trained = loop.fit(
+      workdir, fresh, advance, Loop.from_config(config),
+      description=f'yuv gan {config.adversarial}', images_per_step=config.data.batch_size,
+      flops_per_step=throughput.step_flops(
+          step, fresh, supervised.train_batch_shapes(config.data, data_mesh)),
+      learning_rates=rates,
+      eval_fn=evaluator.in_training(config, network, eval_source, samples=config.samples,
+                                    seed=config.seed + 1))
 
-  evaluation = evaluator.evaluate_colorizers(
-      config, {'generator': colorizer(config, workdir, program.Options()).predictor(state)},
-      eval_source, samples=config.samples, seed=config.seed + 1)
+  evaluation = evaluator.score_colorizers(
+      config, {'generator': network.predictor(trained)}, eval_source, samples=config.samples,
+      seed=config.seed + 1)
   if not distributed.is_main():
     return
   report.save_metrics(workdir, evaluation.metrics, evaluation.per_image)
   print(f'report: {_write_report(config, workdir, evaluation)}')
-
-
-def colorizer(config, workdir, options) -> program.Trained:
-  """Colours from the generator: its noise comes from each image's key, so `options.samples`
-  keys give that many colorizations."""
-  program.single(options)
-  generator, _ = _networks(config)
-
-  space = generator.layout.space
-
-  def predict_ab(variables, l_nhw1, keys):
-    noise = jax.vmap(lambda key: generator.sample_noise(key, 1)[0])(keys)
-    gray = jnp.concatenate([l_nhw1, jnp.zeros((*l_nhw1.shape[:-1], 2), l_nhw1.dtype)], -1)
-    y = space.encode(color.lab_to_rgb(gray))[..., :1]  # no colour: R = G = B
-    rgb = jnp.clip(space.decode(generator.apply(variables, y, noise)), 0.0, 1.0)
-    return color.rgb_to_lab(rgb)[..., 1:]
-
-  return program.Trained(workdir, lambda: init_state(config), lambda s: s.generator.variables,
-                         predict_ab, (config.data.crop, config.data.crop),
-                         frozenset({'samples'}), fixed_size=True)  # noise plane: Dense(h w)
 
 
 NETWORKS = {'writeup': "the write-up's networks (BT.601 YUV)",
@@ -195,7 +178,7 @@ JND = 2.3  # ab distance of a just noticeable colour difference (Sharma 2003, De
 def _diversity_section(evaluation, samples):
   """The diversity with its bootstrap interval over images, and whether it is noticeable:
   a distance is never negative, so the question is not 'above 0' but 'above one JND'."""
-  interval = stats.bootstrap(evaluation.per_image['generator'], evaluate.summarize)['diversity']
+  interval = stats.bootstrap(evaluation.per_image['generator'], summarize)['diversity']
   cell = report.interval_cell({k: v - JND for k, v in interval.items()}, '{:+.2f}')
   noticeable = ('noticeable' if interval['low'] > JND else 'not noticeable'
                 if interval['high'] < JND else 'not distinguishable from one JND')
@@ -206,7 +189,7 @@ def _diversity_section(evaluation, samples):
 
 
 def _write_report(config, workdir, evaluation):
-  history = train.read_metrics(workdir)
+  history = metrics_log.read_metrics(workdir)
   loss_name = {'bce': 'non-saturating BCE', 'wgan': f'WGAN, weights clipped to ±{config.clip}',
                'wgan_gp': f'WGAN-GP (λ = {config.gp_weight})'}[config.adversarial]
   sections = [
@@ -215,7 +198,7 @@ def _write_report(config, workdir, evaluation):
       f'L1 weight {config.l1_weight}; data `{config.data.source}` at '
       f"{config.data.crop}x{config.data.crop}, {history[-1]['step'] + 1} steps of batch "
       f'{config.data.batch_size}; evaluated on '
-      f'{data.describe(evaluation.images, evaluation.source)}, each with {config.samples} '
+      f'{report.describe_images(evaluation.images, config.data)}, each with {config.samples} '
       'noise samples.',
       report.metrics_table(evaluation.metrics),
       'Diversity: mean ab distance (Lab units) between two samples of the same input, over '
@@ -236,5 +219,5 @@ def _write_report(config, workdir, evaluation):
       ylabel='loss', log_y=False)
   sections += ['## Training losses', '![losses](loss_curves.png)']
   sections += report.eval_curve_sections(
-      workdir, {'generator': train.read_metrics(workdir, train.EVAL_FILE)})
+      workdir, {'generator': metrics_log.read_metrics(workdir, metrics_log.EVAL_FILE)})
   return report.write_report(workdir, 'YUV conditional GAN (Cao et al. 2017)', sections)

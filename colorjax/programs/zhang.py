@@ -13,10 +13,13 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from colorjax import (color, data, distributed, evaluator, losses, precision, program, quantize,
-                      report, supervised, train)
+from colorjax import color, distributed, mesh, precision, quantize
+from colorjax.data import pipeline, sources
 from colorjax.errors import UsageError
-from colorjax.models.zhang import ZhangNet
+from colorjax.eval import evaluator, report
+from colorjax.families import zhang as family
+from colorjax.families.spec import Options
+from colorjax.train import losses, metrics_log, supervised
 
 
 def _prior_provenance(config, bins) -> str:
@@ -27,7 +30,7 @@ def _prior_provenance(config, bins) -> str:
                     sort_keys=True, default=str)
 
 
-def _prior(config, workdir, source, bins, mesh):
+def _prior(config, workdir, source, bins, data_mesh):
   """Smoothed bin distribution of `prior_batches` training batches, cached in the workdir
   (prior.npz) with what it was computed from; a cache made from other data or bins is
   computed again."""
@@ -41,11 +44,11 @@ def _prior(config, workdir, source, bins, mesh):
       tqdm.write(f'{path} was computed from other data or bins: computing it again')
   count = jax.jit(lambda rgb: quantize.count_bins(
       color.lab_from_uint8(rgb)[:, ::4, ::4, 1:], bins))
-  batches = data.train_batches(source, config.data)
+  batches = pipeline.train_batches(source, config.data)
   counts = np.zeros(len(bins))
   for _ in tqdm(range(config.prior_batches), desc='empirical prior', leave=False,
                 disable=not distributed.is_main()):
-    counts += np.asarray(count(data.to_global(next(batches), mesh)['rgb']))
+    counts += np.asarray(count(pipeline.to_global(next(batches), data_mesh)['rgb']))
   prior = quantize.empirical_prior(counts, bins)
   if distributed.is_main():
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,32 +58,12 @@ def _prior(config, workdir, source, bins, mesh):
   return prior
 
 
-# Photos are colorized with their short side at 256 pixels: the scale of the paper's 176-pixel
-# crops of ImageNet photos resized to 256, and the size the published demo runs at.
-SHORT_SIDE = 256
-
-
-def _bins(config, workdir):
-  return quantize.run_bins(config.bins, workdir)
-
-
-def _network(config, bins) -> ZhangNet:
-  return ZhangNet(len(bins) if config.head == 'softmax' else 2, config.width,
-                  precision.compute_dtype(config))
-
-
-def decode_ab(output, bins, temperature):
-  """The network's output -> ab at 1/4 resolution: the annealed mean at `temperature` of the
-  softmax head's distribution, or the regression head's output itself (temperature None)."""
-  return output if temperature is None else quantize.annealed_mean(output, bins, temperature)
-
-
 def check(config):
   supervised.check_stage(config)
   precision.compute_dtype(config)
   if config.head not in ('softmax', 'regression'):
     raise UsageError(f"--config.head={config.head!r}: use 'softmax' or 'regression'")
-  if config.data.crop % 8:
+  if config.data.crop % family.STRIDE:
     raise UsageError(f'--config.data.crop={config.data.crop} must be a multiple of 8 (the '
                      'network works at 1/8 resolution)')
   if config.head == 'softmax' and not (config.temperatures and all(
@@ -96,12 +79,12 @@ def check(config):
 def main(config, workdir):
   check(config)
   workdir = pathlib.Path(workdir)
-  bins = _bins(config, workdir)
-  train_source = data.load_source(config.data, 'train')
-  eval_source = data.load_source(config.data, 'eval')
-  prior = _prior(config, workdir, train_source, bins, train.data_mesh())
+  bins = family.bins(config, workdir)
+  train_source = sources.load_source(config.data, 'train')
+  eval_source = sources.load_source(config.data, 'eval')
+  prior = _prior(config, workdir, train_source, bins, mesh.data_mesh())
 
-  model = _network(config, bins)
+  model = family.network(config, bins)
   if config.head == 'softmax':
     loss_fn = losses.rebalanced_soft_cross_entropy(
         model, bins, quantize.rebalancing_weights(prior, config.rebalance_mix),
@@ -110,16 +93,16 @@ def main(config, workdir):
     loss_fn = losses.quarter_ab_regression(model, config.data.gray_threshold)
   state = supervised.fit_network(config, workdir, model, loss_fn, source=train_source,
                                  description=f'zhang {config.head}',
-                                 trained=colorizer(config, workdir, program.Options()),
+                                 network=family.network_spec(config, workdir, Options()),
                                  eval_source=eval_source)
 
   temperatures = (dict.fromkeys([*config.temperatures, config.temperature])  # the default too
                   if config.head == 'softmax' else (None,))
   predictors = {}
   for temperature in temperatures:
-    predictors[_decoding_name(temperature)] = colorizer(config, workdir,
-                                 program.Options(temperature=temperature)).predictor(state)
-  evaluation = evaluator.evaluate_colorizers(config, predictors, eval_source)
+    predictors[_decoding_name(temperature)] = family.network_spec(
+        config, workdir, Options(temperature=temperature)).predictor(state)
+  evaluation = evaluator.score_colorizers(config, predictors, eval_source)
   if not distributed.is_main():
     return
   default = _decoding_name(config.temperature if config.head == 'softmax' else None)
@@ -133,34 +116,15 @@ def _decoding_name(temperature):
   return 'regression' if temperature is None else f'T={temperature:g}'
 
 
-def colorizer(config, workdir, options) -> program.Trained:
-  program.single(options)
-  bins = _bins(config, workdir)
-  model = _network(config, bins)
-  temperature = None
-  if config.head == 'softmax':  # runs from before config.temperature decode at the default
-    temperature = options.temperature or config.get('temperature', program.DEFAULT_TEMPERATURE)
-
-  def predict_ab(variables, l_nhw1, keys):
-    del keys  # deterministic
-    return decode_ab(model.apply(variables, l_nhw1, train=False), bins, temperature)
-
-  return program.Trained(
-      workdir, lambda: supervised.initial_state(config, model), supervised.variables,
-      predict_ab, (config.data.crop, config.data.crop),
-      frozenset({'temperature'} if config.head == 'softmax' else ()), stride=8,
-      short_side=SHORT_SIDE)
-
-
 def _write_report(config, workdir, evaluation, train_source):
-  history = train.read_metrics(workdir)
+  history = metrics_log.read_metrics(workdir)
   metrics, eval_source = evaluation.metrics, evaluation.source
   sections = [
       f'{config.head} head, width {config.width}, data `{config.data.source}` '
       f'({config.data.crop}x{config.data.crop} crops, batch {config.data.batch_size}), '
       f"{history[-1]['step'] + 1} steps of {config.optimizer.name} lr "
       f'{config.optimizer.learning_rate}; evaluated on '
-      f'{data.describe(evaluation.images, eval_source)}.',
+      f'{report.describe_images(evaluation.images, config.data)}.',
       report.metrics_table(metrics, label=('decoding',)),
       report.METRICS_NOTE,
   ]
@@ -178,5 +142,5 @@ def _write_report(config, workdir, evaluation, train_source):
   sections += ['## Training loss', '![loss](loss_curve.png)']
   sections += report.eval_curve_sections(
       workdir, {_decoding_name(config.temperature if config.head == 'softmax' else None):
-                train.read_metrics(workdir, train.EVAL_FILE)})
+                metrics_log.read_metrics(workdir, metrics_log.EVAL_FILE)})
   return report.write_report(workdir, f'Zhang et al. 2016, {config.head} head', sections)

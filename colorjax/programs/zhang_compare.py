@@ -2,26 +2,25 @@
 metrics_eval.json, and their paired difference on the same held-out images (each run's
 per_image_eval.npz, the decoding colorize uses). Experiment: zhang_compare."""
 
-import json
 import pathlib
 
 import numpy as np
 
-from colorjax import evaluator, report
 from colorjax.errors import UsageError
+from colorjax.eval import evaluator, report
 
 
 def _evaluated(run):
-  path = pathlib.Path(run) / 'metrics_eval.json'
+  path = pathlib.Path(run) / report.METRICS_FILE
   if not path.is_file():
     raise UsageError(f'{path} not found: train and evaluate that run first (its experiment '
                      'writes metrics_eval.json), or set --config.runs')
-  return json.loads(path.read_text())
+  return report.load_metrics(run)
 
 
 def _paired(runs) -> tuple[dict, int] | None:
-  """({(A, B): difference}, images) of the first run's default decoding against the second's, or None
-  when a run has no per-image sums (it was evaluated before they were saved)."""
+  """({(A, B): difference}, images) of the first run's default decoding against the second's,
+  or None when a run has no per-image sums (it was evaluated before they were saved)."""
   per_image = {}
   for run in runs:
     if not (pathlib.Path(run) / report.PER_IMAGE_FILE).is_file():
@@ -36,9 +35,13 @@ def _paired(runs) -> tuple[dict, int] | None:
   return evaluator.paired_differences(per_image, [(a, b)]), len(sums_a['ab_true'])
 
 
-def main(config, workdir):
+def check(config):
   if len(config.runs) != 2:
     raise UsageError(f'--config.runs names {len(config.runs)} runs: compare exactly 2')
+
+
+def main(config, workdir):
+  check(config)
   metrics = {}
   for run in config.runs:
     for decoding, m in _evaluated(run).items():

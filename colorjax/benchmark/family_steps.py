@@ -1,0 +1,91 @@
+"""Each family's training step as its program builds it, timed in three parts: init (the
+fresh state), compile (lowering and XLA compilation of the step) and steps (images/s of
+jitted steps dispatched back to back, as fit() runs them). The benchmark's family table;
+the same steps in PyTorch (torch_reference.py) give its reference column."""
+
+import time
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from colorjax import configs, precision, quantize
+from colorjax.benchmark import timing
+from colorjax.errors import UsageError
+from colorjax.families import unet_portrait as unet_family
+from colorjax.models.unet import UNet
+from colorjax.models.zhang import ZhangNet
+from colorjax.programs import unet_portrait, yuv_gan
+from colorjax.train import losses, optim, throughput, train_state
+
+FAMILIES = ('unet', 'gan', 'zhang_softmax', 'zhang_regression')
+
+
+class FamilyStep(NamedTuple):
+  init: Callable  # () -> state
+  step: Callable  # (state, batch) -> (state, metrics)
+
+
+def _supervised(model, loss_fn, optimizer, size) -> FamilyStep:
+  tx = optim.make_optimizer(optimizer)
+  sample = jnp.zeros((1, size, size, 1))
+  return FamilyStep(lambda: train_state.init_state(model, tx, jax.random.PRNGKey(0), sample),
+                    train_state.make_train_step(loss_fn, tx))
+
+
+def family_step(family: str, size: int, batch_size: int, compute_dtype='float32') -> FamilyStep:
+  """The train step of `family` (unet, gan, zhang_softmax, zhang_regression) at size x size:
+  the unet_portrait gray -> RGB step, the yuv_gan default (BCE, Adam; critic and generator
+  update), the full-width Zhang et al. network with its two heads (AdamW)."""
+  dtype = precision.compute_dtype({'compute_dtype': compute_dtype})
+  if family == 'unet':
+    model = UNet(unet_family.TASKS['gray2rgb'].outputs, dtype=dtype)
+    return _supervised(model, unet_portrait.LOSSES['gray2rgb'](model),
+                       configs.optimizer('adam', 1e-3), size)
+  if family == 'gan':
+    config = configs.load_config('yuv_gan')
+    config.data.crop, config.data.batch_size = size, batch_size
+    config.compute_dtype = compute_dtype
+    return FamilyStep(lambda: yuv_gan.init_state(config), yuv_gan.make_train_step(config))
+  adamw = configs.optimizer('adamw', 3e-5, b1=0.9, b2=0.99, weight_decay=1e-3)
+  if family == 'zhang_softmax':
+    bins = quantize.gamut_bins()
+    model = ZhangNet(len(bins), dtype=dtype)
+    return _supervised(model, losses.rebalanced_soft_cross_entropy(model, bins,
+                                                                   np.ones(len(bins))),
+                       adamw, size)
+  if family == 'zhang_regression':
+    model = ZhangNet(2, dtype=dtype)
+    return _supervised(model, losses.quarter_ab_regression(model), adamw, size)
+  raise UsageError(f"unknown family '{family}': choose from {', '.join(FAMILIES)}")
+
+
+class StepTiming(NamedTuple):
+  init_s: float
+  compile_s: float
+  images_per_second: float
+  flops: float | None  # XLA's estimate for one step (throughput.lowered_flops)
+
+
+def time_family(family_step_: FamilyStep, batch, steps: int, repeats: int = 1) -> StepTiming:
+  """Init (one compiled function, as the programs run it: state.init_network), compile, and
+  the rate of the best of `repeats` windows of `steps` steps, after one warm-up step."""
+  start = time.perf_counter()
+  train_state = jax.block_until_ready(family_step_.init())
+  init_s = time.perf_counter() - start
+  start = time.perf_counter()
+  lowered = jax.jit(family_step_.step, donate_argnums=0).lower(train_state, batch)
+  step = lowered.compile()
+  compile_s = time.perf_counter() - start
+  train_state, metrics = step(train_state, batch)
+  jax.block_until_ready(metrics)
+
+  def run_steps():
+    nonlocal train_state, metrics
+    for _ in range(steps):
+      train_state, metrics = step(train_state, batch)
+    jax.block_until_ready(metrics)
+
+  rate = steps * len(batch['rgb']) / timing.best_seconds(run_steps, repeats)
+  return StepTiming(init_s, compile_s, rate, throughput.lowered_flops(lowered))

@@ -1,0 +1,278 @@
+"""The benchmark's PyTorch reference column: four colorjax training steps written in eager
+PyTorch, timed on the same CPU in the same run, so colorjax's images/s can be read against
+what the usual framework does with the same work.
+
+Each step mirrors its colorjax step's compute, not its numerics: the same networks (layer for
+layer, the same parameter counts; tests/test_torch_reference.py), the same colour conversion
+from uint8 RGB, loss and optimizer, but PyTorch's initializers, random numbers and kernels.
+- unet: the U-Net gray -> RGB step of unet_portrait (L / 100 in, MAE on RGB, Adam 1e-3).
+- gan: the yuv_gan default step (write-up networks, BCE, Adam 2e-4 b1 0.5): one critic
+  update on real and generated YUV (separate BatchNorm passes), then one generator update.
+- zhang_softmax, zhang_regression: the Zhang et al. network at full width with its
+  rebalanced soft cross-entropy (uniform class weights, as the benchmark) or its ab MSE at
+  1/4 resolution (AdamW 3e-5, betas 0.9 / 0.99, weight decay 1e-3).
+
+Sides must be multiples of 16 (no reflection padding of the U-Net, the GAN's own limit).
+Networks and inputs are channels_last (NHWC in memory): on a 2-core CPU its steps were 1.2x
+as fast as NCHW's for the U-Net and the GAN, as fast for the Zhang network. PyTorch keeps its
+defaults otherwise: all cores (as XLA), eager mode, the system allocator.
+"""
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from colorjax import color, quantize
+from colorjax.benchmark import timing
+from colorjax.models import unet, yuv_gan, zhang
+
+MEMORY_FORMAT = torch.channels_last
+
+_LAB_XYZ_FROM_RGB = torch.from_numpy(color.LAB_XYZ_FROM_RGB.astype(np.float32))
+
+
+def _mix_channels(matrix, x_nchw):
+  """matrix @ the colour of every pixel, in MEMORY_FORMAT."""
+  mixed = torch.einsum('ij,njhw->nihw', matrix, x_nchw)
+  return mixed.contiguous(memory_format=MEMORY_FORMAT)
+
+
+def _lab(rgb_uint8):
+  """uint8 RGB (N, 3, H, W) -> Lab, as color.lab_from_uint8."""
+  rgb = rgb_uint8.float() / 255.0
+  linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+  xyz = _mix_channels(_LAB_XYZ_FROM_RGB, linear)
+  f = torch.where(xyz > color.LAB_EPSILON, xyz.clamp_min(color.LAB_EPSILON) ** (1 / 3),
+                  color.LAB_KAPPA * xyz + 16.0 / 116.0)
+  fx, fy, fz = f.unbind(1)
+  return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], 1)
+
+
+def _batch_norm(features):
+  """layers.batch_norm: Flax's momentum 0.9 is PyTorch's 0.1."""
+  return nn.BatchNorm2d(features, eps=1e-5, momentum=0.1)
+
+
+def _double_conv(in_features, features):
+  layers = []
+  for i in range(2):
+    layers += [nn.Conv2d(features if i else in_features, features, 3, padding=1, bias=False),
+               _batch_norm(features), nn.ReLU()]
+  return nn.Sequential(*layers)
+
+
+class _UNet(nn.Module):
+  """models/unet.UNet at its defaults: gray (N, 1, H, W) -> RGB in [0, 1]."""
+
+  def __init__(self, out_channels=3, features=unet.UNet.features, dropout=unet.UNet.dropout):
+    super().__init__()
+    encoder = features[:-1]
+    self.down = nn.ModuleList(_double_conv(i, o) for i, o in zip((1, *encoder), encoder))
+    self.bottleneck = _double_conv(encoder[-1], features[-1])
+    self.up = nn.ModuleList(nn.ConvTranspose2d(i, o, 2, stride=2)
+                            for i, o in zip(features[:0:-1], encoder[::-1]))
+    self.decode = nn.ModuleList(_double_conv(2 * f, f) for f in encoder[::-1])
+    self.head = nn.Conv2d(features[0], out_channels, 1)
+    self.dropout = nn.Dropout(dropout)
+
+  def forward(self, x):
+    skips = []
+    for level in self.down:
+      x = level(x)
+      skips.append(x)
+      x = self.dropout(F.max_pool2d(x, 2))
+    x = self.bottleneck(x)
+    for up, decode, skip in zip(self.up, self.decode, reversed(skips)):
+      x = decode(self.dropout(torch.cat([up(x), skip], 1)))
+    return torch.sigmoid(self.head(x))
+
+
+class _Generator(nn.Module):
+  """models/yuv_gan.Generator, write-up layout: (Y (N, 1, H, W), noise) -> YUV."""
+
+  def __init__(self, height, width, layout=yuv_gan.LAYOUTS['writeup'],
+               noise_layers=yuv_gan.Generator.noise_layers,
+               noise_dim=yuv_gan.Generator.noise_dim):
+    super().__init__()
+    self.noise_layers, self.noise_dim = noise_layers, noise_dim
+    self.noise = nn.Linear(noise_dim, height * width)
+    self.convs, self.norms = nn.ModuleList(), nn.ModuleList()
+    previous = 0
+    for i, (features, kernel) in enumerate(zip(layout.generator_features,
+                                               layout.generator_kernels)):
+      in_features = 1 + previous + (i < noise_layers)
+      self.convs.append(nn.Conv2d(in_features, features, kernel, padding=kernel // 2,
+                                  bias=layout.conv_bias))
+      self.norms.append(_batch_norm(features))
+      previous = features
+    kernel = layout.generator_kernels[-1]
+    self.out = nn.Conv2d(1 + previous, 2, kernel, padding=kernel // 2, bias=layout.conv_bias)
+    self.register_buffer('uv_max', torch.tensor(layout.space.uv_max).view(1, 2, 1, 1))
+
+  def forward(self, y, noise):
+    plane = self.noise(noise).view(y.shape[0], 1, *y.shape[2:])
+    x = y
+    for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+      if i:
+        x = torch.cat([y, x], 1)
+      if i < self.noise_layers:
+        x = torch.cat([x, plane], 1)
+      x = F.relu(norm(conv(x)))
+    uv = torch.tanh(self.out(torch.cat([y, x], 1))) * self.uv_max
+    return torch.cat([y, uv], 1)
+
+
+def _discriminator(height, width):
+  """models/yuv_gan.Discriminator, write-up layout: YUV -> (N, 1) logits. Flax's 'SAME' at
+  stride 2 on even sizes pads kernel - 2 in all, the smaller half first: 1 and 1 at 4x4."""
+  kernel, layers, in_features = yuv_gan.LAYOUTS['writeup'].discriminator_kernel, [], 3
+  for features in yuv_gan.DISCRIMINATOR_FEATURES:
+    layers += [nn.Conv2d(in_features, features, kernel, stride=2, padding=(kernel - 2) // 2,
+                         bias=False), _batch_norm(features), nn.LeakyReLU(0.2)]
+    in_features = features
+  scale = 2 ** len(yuv_gan.DISCRIMINATOR_FEATURES)
+  return nn.Sequential(*layers, nn.Flatten(),
+                       nn.Linear(in_features * (height // scale) * (width // scale), 1))
+
+
+def _zhang_net(num_outputs):
+  """models/zhang.ZhangNet at width 1, its explicit paddings: L (N, 1, H, W) - 50 in."""
+  layers, in_features = [], 1
+  for features, convs, stride, dilation in zhang.BLOCKS:
+    for i in range(convs):
+      layers += [nn.Conv2d(in_features, features, 3, stride=stride if i == convs - 1 else 1,
+                           padding=dilation, dilation=dilation), nn.ReLU()]
+      in_features = features
+    layers.append(_batch_norm(features))
+  layers += [nn.ConvTranspose2d(in_features, 256, 4, stride=2, padding=1), nn.ReLU()]
+  for _ in range(2):
+    layers += [nn.Conv2d(256, 256, 3, padding=1), nn.ReLU()]
+  return nn.Sequential(*layers, nn.Conv2d(256, num_outputs, 1))
+
+
+def _networks(family, height, width):
+  if family == 'unet':
+    return [_UNet()]
+  if family == 'gan':
+    return [_Generator(height, width), _discriminator(height, width)]
+  if family in ('zhang_softmax', 'zhang_regression'):
+    return [_zhang_net(len(quantize.gamut_bins()) if family == 'zhang_softmax' else 2)]
+  raise ValueError(f'no PyTorch reference for family {family!r}')
+
+
+def parameter_count(family: str) -> int:
+  """Trainable parameters of the family's network(s) at 64x64 (the GAN's: G + D)."""
+  return sum(p.numel() for network in _networks(family, 64, 64) for p in network.parameters()
+             if p.requires_grad)
+
+
+def _update(optimizer, loss):
+  optimizer.zero_grad()
+  loss.backward()
+  optimizer.step()
+
+
+def _unet_step(net):
+  optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+  def step(rgb_uint8):  # losses.rgb_regression with unet_portrait's L / 100
+    lightness = _lab(rgb_uint8)[:, :1] / 100.0
+    _update(optimizer, torch.mean(torch.abs(net(lightness) - rgb_uint8.float() / 255.0)))
+
+  return step
+
+
+def _gan_step(generator, discriminator):
+  """programs/yuv_gan.make_train_step with n_critic 1: the critic on the batch's real YUV and
+  on samples of the generator (training-mode BatchNorm, no gradient), then the generator
+  through the updated critic (its weights get no gradient: JAX differentiates G only)."""
+  g_optimizer, d_optimizer = (torch.optim.Adam(n.parameters(), lr=2e-4, betas=(0.5, 0.999))
+                              for n in (generator, discriminator))
+  yuv_from_rgb = torch.from_numpy(np.asarray(
+      yuv_gan.LAYOUTS['writeup'].space.encode(np.eye(3, dtype=np.float32))).T.copy())
+  low, high = yuv_gan.LAYOUTS['writeup'].noise_range
+
+  def noise(count):
+    return torch.empty(count, generator.noise_dim).uniform_(low, high)
+
+  def step(rgb_uint8):
+    real = _mix_channels(yuv_from_rgb, rgb_uint8.float() / 255.0)
+    y, count = real[:, :1], real.shape[0]
+    with torch.no_grad():
+      fake = generator(y, noise(count))
+    _update(d_optimizer, F.softplus(-discriminator(real)).mean()
+            + F.softplus(discriminator(fake)).mean())
+    discriminator.requires_grad_(False)
+    _update(g_optimizer, F.softplus(-discriminator(generator(y, noise(count)))).mean())
+    discriminator.requires_grad_(True)
+
+  return step
+
+
+def _soft_cross_entropy(logits, ab_quarter, bins, class_weights, neighbours=10, sigma=5.0):
+  """losses.rebalanced_soft_cross_entropy per pixel, without the image weight: the target
+  is quantize.soft_encode of the true ab, each pixel weighted by its most likely bin's
+  class weight."""
+  with torch.no_grad():
+    ab = ab_quarter.permute(0, 2, 3, 1)
+    d2 = ((ab ** 2).sum(-1, keepdim=True) - 2 * ab @ bins.T + (bins ** 2).sum(-1)).clamp_min(0)
+    neg_d2, index = torch.topk(-d2, neighbours)
+    gaussian = torch.exp((neg_d2 - neg_d2[..., :1]) / (2 * sigma ** 2))
+    target = torch.zeros_like(d2).scatter_(-1, index, gaussian / gaussian.sum(-1, keepdim=True))
+    pixel_weight = class_weights[target.argmax(-1)]
+  return pixel_weight * -(target * F.log_softmax(logits.permute(0, 2, 3, 1), -1)).sum(-1)
+
+
+def _zhang_step(net, softmax):
+  """losses.rebalanced_soft_cross_entropy (uniform class weights, as the benchmark) or
+  losses.quarter_ab_regression, gray_threshold 5, AdamW as family_steps.py."""
+  optimizer = torch.optim.AdamW(net.parameters(), lr=3e-5, betas=(0.9, 0.99), weight_decay=1e-3)
+  bins = torch.from_numpy(quantize.gamut_bins())
+  class_weights = torch.ones(len(bins))
+
+  def step(rgb_uint8):
+    lab = _lab(rgb_uint8)
+    output = net(lab[:, :1] - 50.0)
+    quarter = lab[:, :, ::4, ::4]
+    image_weight = (quarter[:, 1:].abs().amax((1, 2, 3)) > 5.0).float()[:, None, None]
+    if softmax:
+      error = _soft_cross_entropy(output, quarter[:, 1:], bins, class_weights)
+    else:
+      error = ((output - quarter[:, 1:]) ** 2).sum(1)
+    _update(optimizer, torch.mean(image_weight * error))
+
+  return step
+
+
+def _train_step(family, height, width):
+  """The family's networks in training mode and its step (uint8 RGB, N x 3 x H x W) -> None."""
+  networks = _networks(family, height, width)
+  for network in networks:
+    network.to(memory_format=MEMORY_FORMAT).train()
+  if family == 'unet':
+    return _unet_step(*networks)
+  if family == 'gan':
+    return _gan_step(*networks)
+  return _zhang_step(*networks, softmax=family == 'zhang_softmax')
+
+
+def time_train_step(family: str, rgb_nhwc_uint8: np.ndarray, steps: int,
+                    repeats: int = 1) -> dict:
+  """{'init_s': seconds to build the networks and optimizers, 'first_step_s': the first
+  step, 'images_per_second': the best of `repeats` windows of `steps` further steps} of one
+  family on one batch."""
+  torch.manual_seed(0)
+  rgb = torch.from_numpy(np.ascontiguousarray(rgb_nhwc_uint8)).permute(0, 3, 1, 2)
+  rgb = rgb.contiguous(memory_format=MEMORY_FORMAT)
+  start = time.perf_counter()
+  step = _train_step(family, *rgb.shape[2:])
+  init_s = time.perf_counter() - start
+  start = time.perf_counter()
+  step(rgb)
+  first_step_s = time.perf_counter() - start
+  best = timing.best_seconds(lambda: [step(rgb) for _ in range(steps)], repeats)
+  return {'init_s': init_s, 'first_step_s': first_step_s,
+          'images_per_second': steps * rgb.shape[0] / best}

@@ -1,0 +1,159 @@
+"""`run.py colorize`: colour a user's image files with a trained run.
+
+  python run.py colorize --workdir=runs/zhang_softmax/smoke old_photos/ --out=colorized
+
+The command line only: finding files, naming outputs, decoding the next batch while the
+devices work, writing PNGs. What a run's network does with a photo is colorjax.inference,
+the same code that colorjax.load gives a notebook and the reports are computed with.
+"""
+
+import concurrent.futures
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import PIL.Image
+from tqdm import tqdm
+
+from colorjax import color, inference
+from colorjax.cli import arguments
+from colorjax.data import images
+from colorjax.errors import ArgumentParser, UsageError
+from colorjax.eval import report
+from colorjax.families.spec import Options
+
+
+def output_names(files, out: pathlib.Path) -> list[pathlib.Path]:
+  """out/<stem>.png per file; a stem met before gets its suffix too (photo_jpg.png), then a
+  number. A name that would overwrite an input is refused before anything is written."""
+  inputs = {f.resolve() for f in files}
+  taken, names = set(), []
+  for file in files:
+    candidates = [file.stem, f'{file.stem}_{file.suffix[1:].lower()}']
+    candidates += [f'{file.stem}_{i}' for i in range(2, len(files) + 2)]
+    stem = next(c for c in candidates if c not in taken)
+    taken.add(stem)
+    name = out / f'{stem}.png'
+    if name.resolve() in inputs:
+      raise UsageError(f'writing {name} would overwrite an input: pass another --out')
+    names.append(name)
+  return names
+
+
+def _read(path):
+  """uint8 RGB of a file, or the reason it cannot be read."""
+  try:
+    return images.read_rgb(path)
+  except Exception as e:  # decoders raise many types; all mean "not an image we can read"
+    return type(e).__name__
+
+
+@jax.jit
+def _gray(rgb_uint8):
+  """The image as the gray the network saw: its L with no colour, as uint8 sRGB."""
+  lightness = color.lab_from_uint8(rgb_uint8)[..., :1]
+  gray = jnp.concatenate([lightness, jnp.zeros_like(lightness), jnp.zeros_like(lightness)], -1)
+  return jnp.round(color.lab_to_rgb(gray) * 255).astype(jnp.uint8)
+
+
+def colorize_files(colorizer: inference.Colorizer, files, names, *, compare=False,
+                   batch_size=8):
+  """Colorize `files` into `names` (one per file; several samples get _1, _2, ...): the number
+  of files that could not be read (each reported on stderr). The next batch is decoded while
+  the devices work on this one."""
+  if not files:
+    return 0
+  batch_size = min(batch_size, len(files))
+  chunks = [range(start, min(start + batch_size, len(files)))
+            for start in range(0, len(files), batch_size)]
+  failed = 0
+  with concurrent.futures.ThreadPoolExecutor() as pool, \
+      tqdm(total=len(files), desc='colorize', unit='image', disable=len(files) < 2) as bar:
+    decode = lambda chunk: [pool.submit(_read, files[i]) for i in chunk]
+    pending = decode(chunks[0])
+    for n, chunk in enumerate(chunks):
+      decoded = dict(zip(chunk, (future.result() for future in pending)))
+      if n + 1 < len(chunks):
+        pending = decode(chunks[n + 1])
+      good = []
+      for i, rgb in decoded.items():
+        if isinstance(rgb, str):
+          failed += 1
+          tqdm.write(f'skipped {files[i]}: cannot read it as an image ({rgb})', file=sys.stderr)
+        else:
+          good.append(i)
+      by_size = {}  # files of one working size go through the network together
+      for i in good:
+        by_size.setdefault(colorizer.working_size(*decoded[i].shape[:2]), []).append(i)
+      for indices in by_size.values():
+        lightness = list(pool.map(lambda i: colorizer.lightness_at_working_size(decoded[i]),
+                                  indices))
+        lightness += lightness[:1] * (batch_size - len(indices))  # one shape: one compile
+        ab = colorizer.predict_ab_batch(jnp.concatenate(lightness),
+                                        indices + [0] * (batch_size - len(indices)))
+        for k, i in enumerate(indices):
+          outputs = jax.device_get(inference.colorized(decoded[i], ab[:, k]))
+          _write(names[i], decoded[i], outputs, compare)
+      bar.update(len(chunk))
+  return failed
+
+
+def _write(name: pathlib.Path, rgb, outputs, compare):
+  """name.png, or name_1.png, name_2.png, ... for several samples; with `compare`, also
+  name_compare.png: the gray input, the outputs, and the original when it has colour."""
+  name.parent.mkdir(parents=True, exist_ok=True)
+  several = len(outputs) > 1
+  for i, output in enumerate(outputs):
+    PIL.Image.fromarray(output).save(name.with_stem(f'{name.stem}_{i + 1}') if several else name)
+  if compare:
+    panels = [jax.device_get(_gray(rgb)), *outputs]
+    titles = ['input (gray)'] + ([f'sample {i + 1}' for i in range(len(outputs))] if several
+                                 else ['colorized'])
+    if images.has_color(rgb, threshold=1.0):
+      panels, titles = panels + [rgb], titles + ['original']
+    report.save_image_row(name.with_stem(f'{name.stem}_compare'), panels, titles)
+
+
+def _parse_args(argv):
+  parser = ArgumentParser(
+      prog='python run.py colorize', allow_abbrev=False,
+      description='Colorize image files (jpg, png, bmp, tif, webp; gray, RGB, RGBA, 8 or 16 '
+                  'bit; any size) with a trained run.')
+  parser.add_argument('paths', nargs='+', metavar='PATH', help='image files or folders')
+  arguments.add_run_arguments(parser)
+  parser.add_argument('--out', default='colorized', help='output folder (default colorized)')
+  parser.add_argument('--compare', action='store_true',
+                      help='also write <name>_compare.png: input, output, original')
+  parser.add_argument('--samples', type=int, help='GAN: outputs per file (default 1)')
+  parser.add_argument('--seed', type=int, default=0, help='GAN: noise seed (default 0)')
+  parser.add_argument('--batch_size', type=int, default=8, help='files per batch')
+  args = parser.parse_args(argv)
+  if args.samples is not None and args.samples < 1:
+    parser.error(f'--samples={args.samples} must be at least 1')
+  if args.batch_size < 1:
+    parser.error(f'--batch_size={args.batch_size} must be at least 1')
+  return args
+
+
+def main(argv) -> int:
+  """0 when every file was colorized, 1 when some could not be read (the rest are done)."""
+  args = _parse_args(argv)
+  options = Options(args.network, args.temperature, args.samples, args.seed)
+  spec, variables = inference.load_network(pathlib.Path(args.workdir), options)
+  files, missing = images.find_images(args.paths)
+  for path in missing:
+    print(f'skipped {path}: no such file or folder', file=sys.stderr)
+  if not files and not missing:
+    raise UsageError(f"no image files ({', '.join(images.IMAGE_SUFFIXES)}) in "
+                     f"{', '.join(args.paths)}")
+  out = pathlib.Path(args.out)
+  names = output_names(files, out)
+  arguments.check_writable(out)
+  colorizer = inference.Colorizer(spec, variables, options, args.size)
+  failed = len(missing) + colorize_files(colorizer, files, names, compare=args.compare,
+                                         batch_size=args.batch_size)
+  done = len(files) + len(missing) - failed
+  print(f'colorized {done} of {done + failed} file(s) into {out}'
+        + (f'; {failed} skipped (see above)' if failed else ''))
+  return 1 if failed else 0

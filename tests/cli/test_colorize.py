@@ -1,0 +1,163 @@
+"""colorize: files of any format and size through a trained network and back at their own
+size, with their own lightness. The network here is an initialized tiny CNN of the ablation
+(its last layer scaled up, so it predicts vivid, often out-of-gamut colours); every family's
+smoke-trained checkpoint is colorized in the end-to-end tests of tests/programs/."""
+
+import json
+import shutil
+
+import jax
+import numpy as np
+import PIL.Image
+import pytest
+import skimage.color
+import skimage.data
+import skimage.io
+
+from colorjax import configs
+from colorjax.cli import colorize, flags
+from colorjax.data import images
+from colorjax.errors import UsageError
+from colorjax.families import norm_ablation as family
+from colorjax.programs import norm_ablation as ablation
+from colorjax.train import checkpoint, optim, workdirs
+
+
+@pytest.fixture(scope='module')
+def workdir(tmp_path_factory):
+  """An ablation workdir with config.json and a checkpoint, as a run leaves them."""
+  root = tmp_path_factory.mktemp('run')
+  config = flags.apply_overrides(configs.load_config('norm_ablation'),
+                                   {'image_scale': '0.1', 'seeds': '0'}, 'norm_ablation')
+  workdirs.bind(root, config)
+  state = jax.jit(lambda: ablation.init_states(
+      family.network(config), optim.make_optimizer(config.optimizer),
+      family.list_runs(config)))()
+  last_layer = max(state.params)  # the output conv, named last
+  state = state.replace(params={**state.params, last_layer: jax.tree.map(
+      lambda w: 30 * w, state.params[last_layer])})
+  checkpoints = checkpoint.Checkpoints(root, max_to_keep=1)
+  checkpoints.save(1, state)
+  checkpoints.close()
+  return root
+
+
+def _lightness(rgb):
+  """L by scikit-image of RGB as uint8, uint16 or gray."""
+  rgb = np.asarray(rgb)
+  if rgb.ndim == 2:
+    rgb = skimage.color.gray2rgb(rgb)
+  scale = 65535.0 if rgb.dtype == np.uint16 else 255.0
+  return skimage.color.rgb2lab(rgb[..., :3] / scale)[..., 0]
+
+
+def _inputs(folder):
+  """name -> the pixels written, in every format and layout colorize promises to read."""
+  folder.mkdir()
+  photo = images.resize_rgb(skimage.data.astronaut(), (333, 517))  # odd sizes
+  part = (slice(60, 124), slice(200, 280))  # the other files share one size: one compile
+  alpha = np.linspace(0, 255, 64 * 80).astype(np.uint8).reshape(64, 80, 1)
+  written = {
+      'odd.png': photo,
+      'gray.jpg': skimage.data.camera()[part],
+      'rgba.png': np.concatenate([skimage.data.coffee()[part], alpha], -1),
+      'deep_gray.png': skimage.data.camera()[part].astype(np.uint16) * 257 + 100,
+      'deep_rgb.tif': skimage.data.chelsea()[part].astype(np.uint16) * 257,
+      'web.webp': photo[part],
+      'bitmap.bmp': photo[part][::-1],
+  }
+  for name, pixels in written.items():
+    skimage.io.imsave(folder / name, pixels, check_contrast=False)
+  # What was stored: JPEG and WebP are lossy, so read the files back.
+  return {name: skimage.io.imread(folder / name) for name in written}
+
+
+def _colorize(workdir, *args):
+  return colorize.main([f'--workdir={workdir}', *map(str, args)])
+
+
+def test_every_format_keeps_its_size_and_lightness(workdir, tmp_path):
+  written = _inputs(tmp_path / 'in')
+  out = tmp_path / 'out'
+  assert _colorize(workdir, tmp_path / 'in', f'--out={out}', '--batch_size=3') == 0
+  chroma = []
+  for name, pixels in written.items():
+    result = np.asarray(PIL.Image.open(out / f'{name.rsplit(".", 1)[0]}.png'))
+    assert result.shape == (*pixels.shape[:2], 3) and result.dtype == np.uint8, name
+    assert np.abs(_lightness(result) - _lightness(pixels)).max() <= 0.5, name
+    chroma.append(np.hypot(*skimage.color.rgb2lab(result)[..., 1:].transpose(2, 0, 1)).mean())
+  assert min(chroma) > 10  # vivid colours: the L check above is not a check on gray
+
+
+def test_compare_writes_input_output_and_original(workdir, tmp_path):
+  photo = skimage.data.coffee()[:60, :90]
+  skimage.io.imsave(tmp_path / 'coffee.png', photo)
+  assert _colorize(workdir, tmp_path / 'coffee.png', f'--out={tmp_path / "out"}',
+                   '--compare') == 0
+  panel = skimage.io.imread(tmp_path / 'out' / 'coffee_compare.png')
+  assert panel.shape[1] > 2.5 * panel.shape[0]  # three panels side by side
+
+
+def test_a_corrupt_file_is_reported_and_the_others_are_written(workdir, tmp_path, capsys):
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  for name in ('a.png', 'c.png'):
+    skimage.io.imsave(folder / name, skimage.data.chelsea()[:40, :40])
+  (folder / 'b.png').write_bytes(b'\x89PNG not really')
+  (folder / 'empty.jpg').write_bytes(b'')
+  out = tmp_path / 'out'
+  assert _colorize(workdir, folder, tmp_path / 'missing.png', f'--out={out}') == 1
+  assert sorted(p.name for p in out.iterdir()) == ['a.png', 'c.png']
+  errors = capsys.readouterr().err
+  for name in ('b.png', 'empty.jpg', 'missing.png'):
+    assert f'{name}: ' in errors
+
+
+def test_same_stems_get_distinct_names_and_inputs_are_never_overwritten(workdir, tmp_path):
+  for folder, name in (('a', 'x.png'), ('b', 'x.jpg')):
+    (tmp_path / folder).mkdir()
+    skimage.io.imsave(tmp_path / folder / name, skimage.data.chelsea()[:32, :32])
+  assert _colorize(workdir, tmp_path / 'a', tmp_path / 'b', f'--out={tmp_path / "out"}') == 0
+  assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['x.png', 'x_jpg.png']
+  before = (tmp_path / 'a' / 'x.png').read_bytes()
+  with pytest.raises(UsageError, match='would overwrite an input'):
+    _colorize(workdir, tmp_path / 'a', f'--out={tmp_path / "a"}')
+  assert (tmp_path / 'a' / 'x.png').read_bytes() == before
+
+
+def test_workdir_mistakes_are_usage_errors(workdir, tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # where the default --out would go
+  photo = tmp_path / 'photo.png'
+  skimage.io.imsave(photo, skimage.data.chelsea()[:32, :32])
+  with pytest.raises(UsageError, match='holds no run'):
+    _colorize(tmp_path / 'nothing', photo)
+  no_checkpoint = tmp_path / 'fresh'
+  no_checkpoint.mkdir()
+  shutil.copy(workdir / 'config.json', no_checkpoint)
+  with pytest.raises(UsageError, match='no checkpoint in'):
+    _colorize(no_checkpoint, photo)
+  other = tmp_path / 'other'
+  shutil.copytree(workdir, other)
+  config = json.loads((other / 'config.json').read_text())
+  (other / 'config.json').write_text(json.dumps({**config, 'channels': 8}))
+  with pytest.raises(UsageError, match='does not match the config.json'):
+    _colorize(other, photo)
+  with pytest.raises(UsageError, match='--temperature does not apply'):
+    _colorize(workdir, photo, '--temperature=0.5')
+  with pytest.raises(UsageError, match='this workdir holds none, unit'):
+    _colorize(workdir, photo, '--network=bogus')
+  assert not (tmp_path / 'colorized').exists()
+
+
+def test_an_unwritable_output_folder_is_refused_before_inference(workdir, tmp_path):
+  (tmp_path / 'a_file').write_text('')
+  photo = tmp_path / 'photo.png'
+  skimage.io.imsave(photo, skimage.data.chelsea()[:32, :32])
+  with pytest.raises(UsageError, match='cannot write to --out='):
+    _colorize(workdir, photo, f'--out={tmp_path / "a_file" / "out"}')
+
+
+def test_output_names_skip_taken_stems(tmp_path):
+  files = [tmp_path / 'a' / 'x.png', tmp_path / 'b' / 'x.png', tmp_path / 'c' / 'x.png']
+  assert [p.name for p in colorize.output_names(files, tmp_path / 'out')] == [
+      'x.png', 'x_png.png', 'x_2.png']
