@@ -119,9 +119,9 @@ def schedule(config, *, num_steps=0, epochs=None, eval_batches=100, report_image
              eval_every_batches=4, **loop):
   """The length, logging, checkpoint and evaluation fields of a training stage: the fields of
   Loop (its defaults, `loop` changing any; steps_per_call is a program's own) and the
-  evaluation's. `epochs` (> 0), for programs that count in epochs, overrides `num_steps`. eval_every > 0 evaluates the state on `eval_every_batches` eval batches every
-  that many steps; the final evaluation scores `eval_batches` batches and shows
-  `report_images` images."""
+  evaluation's. `epochs` (> 0), for programs that count in epochs, overrides `num_steps`.
+  eval_every > 0 evaluates the state on `eval_every_batches` eval batches every that many
+  steps; the final evaluation scores `eval_batches` batches and shows `report_images` images."""
   fields = dataclasses.asdict(Loop(num_steps=num_steps, **loop))
   del fields['steps_per_call']
   config.update(fields, eval_batches=eval_batches, report_images=report_images,

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from colorjax import color, families, mesh
+from colorjax import color, families, mesh, xla_cpu
 from colorjax.data import images
 from colorjax.errors import UsageError
 from colorjax.families.spec import NetworkSpec, Options, sample_keys
@@ -90,7 +90,7 @@ class Colorizer:
     replicated, split = NamedSharding(data_mesh, P()), NamedSharding(data_mesh, P('data'))
     self._devices = data_mesh.size
     self._variables = jax.device_put(variables, replicated)
-    self._predict = jax.jit(self._predict_l, in_shardings=(replicated, split, split))
+    self._predict = xla_cpu.jit(self._predict_l, in_shardings=(replicated, split, split))
 
   def working_size(self, height: int, width: int) -> tuple[int, int]:
     """The resolution a (height, width) photo is colorized at (NetworkSpec.working_size)."""

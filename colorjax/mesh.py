@@ -5,6 +5,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from colorjax import xla_cpu
+
 
 def data_mesh(devices=None) -> Mesh:
   """A 1-D mesh, axis 'data', over the given devices (default: every device of every process)."""
@@ -24,5 +26,5 @@ def shard_train_step(train_step, mesh: Mesh):
   The old state is donated: its buffers are reused for the new one.
   """
   replicated = NamedSharding(mesh, P())
-  return jax.jit(train_step, in_shardings=(replicated, NamedSharding(mesh, P('data'))),
-                 out_shardings=(replicated, replicated), donate_argnums=0)
+  return xla_cpu.jit(train_step, in_shardings=(replicated, NamedSharding(mesh, P('data'))),
+                     out_shardings=(replicated, replicated), donate_argnums=0)

@@ -1,6 +1,6 @@
 """colorjax's command line as the tests run it: in this process through cli.main.run (no
-start-up: the usage-error tables), or as a user runs it, `python run.py` in a subprocess
-without TensorFlow (end to end)."""
+start-up: the usage-error tables), or as a user runs it, `python run.py` in a subprocess on
+the lean runtime (end to end: tests/lean.py)."""
 
 import pathlib
 import subprocess
@@ -14,16 +14,16 @@ import skimage.data
 
 from colorjax.cli import colorize, main
 from colorjax.data import images
-from tests import without_tensorflow
+from tests import lean
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def run_py(*args, tensorflow=False, timeout=300, **kwargs) -> subprocess.CompletedProcess:
-  """`python run.py *args` as a user runs it; TensorFlow is not installed unless asked for
-  (run.py never needs it)."""
+def run_py(*args, lean_runtime=True, timeout=300, **kwargs) -> subprocess.CompletedProcess:
+  """`python run.py *args` as a user runs it, on the lean runtime (no optional package)
+  unless asked otherwise."""
   args = [str(a) for a in args]
-  command = [sys.executable, 'run.py', *args] if tensorflow else without_tensorflow.run_py(*args)
+  command = lean.run_py(*args) if lean_runtime else [sys.executable, 'run.py', *args]
   return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                         **kwargs)
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from colorjax import configs, precision, quantize
+from colorjax import configs, precision, quantize, xla_cpu
 from colorjax.benchmark import timing
 from colorjax.errors import UsageError
 from colorjax.families import unet_portrait as unet_family
@@ -75,7 +75,7 @@ def time_family(family_step_: FamilyStep, batch, steps: int, repeats: int = 1) -
   train_state = jax.block_until_ready(family_step_.init())
   init_s = time.perf_counter() - start
   start = time.perf_counter()
-  lowered = jax.jit(family_step_.step, donate_argnums=0).lower(train_state, batch)
+  lowered = xla_cpu.jit(family_step_.step, donate_argnums=0).lower(train_state, batch)
   step = lowered.compile()
   compile_s = time.perf_counter() - start
   train_state, metrics = step(train_state, batch)

@@ -14,14 +14,15 @@ import numpy as np
 import PIL.Image
 import skimage.color
 
-from colorjax import color, configs, precision
+from colorjax import color, configs, optional, precision, xla_cpu
 from colorjax.benchmark import family_steps
 from colorjax.benchmark.timing import warm_best_seconds
 from colorjax.data import images, pipeline, sources
 from colorjax.errors import UsageError
 from colorjax.eval import report
 from colorjax.models.tiny_cnn import TinyCNN
-from colorjax.train import losses, optim, throughput, train_state
+from colorjax.programs import zhang
+from colorjax.train import losses, metrics_log, optim, throughput, train_state
 
 
 def _size(text):
@@ -34,7 +35,8 @@ def _size(text):
 
 def time_scanned_steps(train_step, state, batch, steps, repeats):
   """Best wall time per iteration of `steps` iterations of train_step under one lax.scan."""
-  run = jax.jit(lambda s: jax.lax.scan(lambda s, _: train_step(s, batch), s, None, length=steps))
+  run = xla_cpu.jit(lambda s: jax.lax.scan(lambda s, _: train_step(s, batch), s, None,
+                                           length=steps))
   return warm_best_seconds(lambda: jax.block_until_ready(run(state)), repeats) / steps
 
 
@@ -103,13 +105,10 @@ def _rates(iterator, batch_size, batches):
 
 
 def _import_tensorflow():
-  """tensorflow, or None where it does not import (it is optional)."""
+  """tensorflow, or None where it is not installed (one line says so)."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-  try:
-    import tensorflow as tf
-  except ImportError:
-    return None
-  return tf
+  return optional.load('tensorflow', 'no tf.data column in the pipeline tables',
+                       'tensorflow-cpu')
 
 
 def _tf_batches(tf, encoded, crop, batch_size, seed=0):
@@ -199,42 +198,78 @@ def _family_cases(config):
 
 
 def _torch_reference():
-  """benchmark.torch_reference, or None where torch does not import (it is optional)."""
-  try:
-    from colorjax.benchmark import torch_reference
-  except ImportError:
+  """benchmark.torch_reference, or None where torch is not installed (one line says so)."""
+  if optional.load('torch', 'no PyTorch column in the family table', 'torch') is None:
     return None
+  from colorjax.benchmark import torch_reference  # imports torch
   return torch_reference
 
 
 def family_rows(config, peak):
-  """One row per family and size: colorjax's init, compile and images/s, TFLOP/s and MFU,
-  and PyTorch's images/s on the same batch, measured right after, with the ratio."""
+  """One row per family, size and compute dtype: colorjax's init, compile and images/s,
+  TFLOP/s and MFU, and PyTorch's images/s and MFU (the same FLOPs) on the same batch,
+  measured right after, with the ratio; and the device PyTorch ran on (None: no torch)."""
   torch_reference = _torch_reference() if config.torch else None
   rows = []
   for size in config.family_sizes:
     for family, batch_size in _family_cases(config):
       rgb = np.stack(_pipeline_images(batch_size, size))
-      ours = family_steps.time_family(
-          family_steps.family_step(family, size, batch_size, config.compute_dtype),
-          {'rgb': jnp.asarray(rgb)}, config.family_steps, config.repeats)
-      theirs = (torch_reference.time_train_step(family, rgb, config.family_steps,
-                                                config.repeats) if torch_reference else None)
-      rate = ours.images_per_second
-      cells = [f'{rate:.1f}', *compute_cells(rate, batch_size, ours.flops, peak)]
-      if theirs:
-        cells += [f"{theirs['images_per_second']:.1f}",
-                  f"{rate / theirs['images_per_second']:.2f}x"]
-      else:
-        cells += ['-', '-']
-      rows.append([family, f'{size}x{size}', batch_size, f'{ours.init_s:.1f}',
-                   f'{ours.compile_s:.1f}', *cells])
-      print('family step: ' + ' | '.join(map(str, rows[-1])), flush=True)
-  return rows, torch_reference is not None
+      for dtype in config.compute_dtypes:
+        ours = family_steps.time_family(family_steps.family_step(family, size, batch_size, dtype),
+                                        {'rgb': jnp.asarray(rgb)}, config.family_steps,
+                                        config.repeats)
+        theirs = (torch_reference.time_train_step(
+            family, rgb, config.family_steps, config.repeats, dtype, config.torch_compile)
+            if torch_reference else None)
+        rate = ours.images_per_second
+        cells = [f'{rate:.1f}', *compute_cells(rate, batch_size, ours.flops, peak)]
+        if theirs:
+          torch_rate = theirs['images_per_second']
+          cells += [f'{torch_rate:.1f}', compute_cells(torch_rate, batch_size, ours.flops,
+                                                       peak)[1], f'{rate / torch_rate:.2f}x']
+        else:
+          cells += ['-', '-', '-']
+        rows.append([family, f'{size}x{size}', batch_size, dtype, f'{ours.init_s:.1f}',
+                     f'{ours.compile_s:.1f}', *cells])
+        print('family step: ' + ' | '.join(map(str, rows[-1])), flush=True)
+  return rows, torch_reference and str(torch_reference.device())
 
 
-FAMILY_HEADER = ['family', 'size', 'batch', 'init s', 'compile s', 'images/s', 'TFLOP/s', 'MFU',
-                 'PyTorch images/s', 'colorjax / PyTorch']
+FAMILY_HEADER = ['family', 'size', 'batch', 'dtype', 'init s', 'compile s', 'images/s',
+                 'TFLOP/s', 'MFU', 'PyTorch images/s', 'PyTorch MFU', 'colorjax / PyTorch']
+
+
+def _loop_config(config):
+  """The zhang_softmax experiment at full width, trained on loop_source for loop_steps at the
+  benchmark's zhang_softmax batch and first family size; evaluated on one batch."""
+  batch_size = dict(_family_cases(config)).get('zhang_softmax')
+  if batch_size is None:
+    raise UsageError('--config.loop_steps needs a zhang_softmax:BATCH entry in '
+                     '--config.families (the step the loop is read against)')
+  loop = configs.load_config('zhang_softmax')
+  loop.data.update(source=config.loop_source, crop=config.family_sizes[0],
+                   train_short_side=config.family_sizes[0], batch_size=batch_size,
+                   eval_batch_size=batch_size)
+  loop.update(num_steps=config.loop_steps, log_every=max(config.loop_steps // 10, 1),
+              checkpoint_every=config.loop_steps, eval_batches=1, report_images=2,
+              prior_batches=10, temperatures=(0.38,), compute_dtype=config.compute_dtypes[-1])
+  loop.optimizer.update(schedule='constant', drops=())
+  return loop
+
+
+def loop_row(config, workdir, families):
+  """[steps, dtype, loop images/s, step images/s, ratio]: run.py's loop (programs/zhang.py,
+  its input pipeline, logging and checkpoints) against its step alone (the family row). The
+  loop's figure is the median of its logged windows after the first (which compiles)."""
+  loop = _loop_config(config)
+  zhang.main(loop, workdir / 'zhang_loop')
+  rates = [m['images_per_second'] for m in metrics_log.read_metrics(workdir / 'zhang_loop')
+           if 'images_per_second' in m][1:]
+  step_rate = next(float(row[6]) for row in families if row[0] == 'zhang_softmax'
+                   and row[3] == loop.compute_dtype)
+  rate = float(np.median(rates)) if rates else float('nan')
+  return [f'{config.loop_steps:,}', loop.compute_dtype, f'{rate:.1f}', f'{step_rate:.1f}',
+          f'{rate / step_rate:.2f}']
 
 
 def lab_row(config):
@@ -252,8 +287,11 @@ def lab_row(config):
 
 
 def check(config):
-  precision.compute_dtype(config)
+  for dtype in config.compute_dtypes:
+    precision.compute_dtype({'compute_dtype': dtype})
   _family_cases(config)
+  if config.loop_steps:
+    zhang.check(_loop_config(config))
   unknown = set(config.formulations) - {'taps', 'nhwc'}
   if unknown:
     raise UsageError(f"unknown formulation(s) {', '.join(sorted(unknown))}: choose taps or nhwc")
@@ -273,7 +311,8 @@ def main(config, workdir):
                    f'{ms:.1f}'])
   device = jax.devices()[0]
   peak = throughput.peak_tflops(device.device_kind, config.peak_tflops)
-  families, with_torch = family_rows(config, peak)
+  families, torch_device = family_rows(config, peak)
+  loop = [loop_row(config, workdir, families)] if config.loop_steps else []
   lab = [lab_row(config)] if config.lab_batch else []
   if lab:
     print('rgb -> Lab: ' + ' | '.join(lab[0]), flush=True)
@@ -297,18 +336,27 @@ def main(config, workdir):
       'taps: NCHW sum of shifted planes (layers.conv3x3_taps); nhwc: XLA\'s convolution '
       '(layers.Conv3x3 channels-last).',
       '## Training step of each family',
-      f'The step each program trains with ({config.compute_dtype}): `unet` the unet_portrait '
+      f'The step each program trains with, in each compute dtype: `unet` the unet_portrait '
       'gray -> RGB step (MAE, Adam), `gan` the yuv_gan default (one critic and one generator '
       'update; BCE, Adam), `zhang_softmax` / `zhang_regression` the full-width Zhang et al. '
       'network with its rebalanced soft cross-entropy / ab MSE (AdamW). init: the fresh state '
       '(one compiled function); compile: the step\'s XLA compilation; images/s: the best of '
       f'{config.repeats} windows of {config.family_steps} steps after a warm-up step. PyTorch: '
-      'the same networks, loss and optimizer in eager PyTorch (benchmark/torch_reference.py; '
-      'the same parameter counts), timed the same way on the same batch right after.' + (
-          '' if with_torch else ' **torch does not import here (or --config.torch=False): no '
+      'the same networks, loss and optimizer in PyTorch (benchmark/torch_reference.py; '
+      'the same parameter counts; channels_last; bfloat16: autocast), '
+      f'{"through torch.compile" if config.torch_compile else "eager"}, on '
+      f'{torch_device or "-"}, timed the same way on the same batch right after.' + (
+          '' if torch_device else ' **torch does not import here (or --config.torch=False): no '
           'PyTorch column.**') + ' ' + MFU_NOTE.format(
           peak=f'{peak:g} TFLOP/s per device' if peak else 'unknown for this device: no MFU'),
       report.markdown_table(FAMILY_HEADER, families),
+      *(['## Training loop against the step', f'`run.py`\'s own loop (programs/zhang.py: '
+         f'input pipeline from `{config.loop_source}`, logging, checkpoints) training the '
+         'full-width Zhang et al. network (softmax head) at the zhang_softmax row\'s batch and '
+         'size: the median of its logged images/s after the first window, against the step '
+         'alone (the family table).',
+         report.markdown_table(['steps', 'dtype', 'loop images/s', 'step images/s',
+                                'loop / step'], loop)] if loop else []),
       '## sRGB -> Lab',
       'uint8 RGB to Lab: jitted `color.lab_from_uint8` (best of 10) against scikit-image\'s '
       '`rgb2lab` on the uint8 batch and on it as float32 (best of 3), the same crops.',

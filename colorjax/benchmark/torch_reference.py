@@ -14,10 +14,14 @@ from uint8 RGB, loss and optimizer, but PyTorch's initializers, random numbers a
 
 Sides must be multiples of 16 (no reflection padding of the U-Net, the GAN's own limit).
 Networks and inputs are channels_last (NHWC in memory): on a 2-core CPU its steps were 1.2x
-as fast as NCHW's for the U-Net and the GAN, as fast for the Zhang network. PyTorch keeps its
-defaults otherwise: all cores (as XLA), eager mode, the system allocator.
+as fast as NCHW's for the U-Net and the GAN, as fast for the Zhang network. The steps run on
+the GPU where torch sees one (else all CPU cores, as XLA); 'bfloat16' is PyTorch's automatic
+mixed precision (autocast to bf16; colour conversion and the parameters stay float32, as
+colorjax's precision.py), and `compile` wraps each network in torch.compile (imported then,
+never at module level: torch._dynamo brings triton, whose LLVM aborts beside TensorFlow's).
 """
 
+import functools
 import time
 
 import numpy as np
@@ -31,12 +35,17 @@ from colorjax.models import unet, yuv_gan, zhang
 
 MEMORY_FORMAT = torch.channels_last
 
-_LAB_XYZ_FROM_RGB = torch.from_numpy(color.LAB_XYZ_FROM_RGB.astype(np.float32))
+
+@functools.cache
+def _xyz_from_rgb(device):
+  """color.LAB_XYZ_FROM_RGB on `device`, copied there once (not once per step)."""
+  return torch.from_numpy(color.LAB_XYZ_FROM_RGB.astype(np.float32)).to(device)
 
 
 def _mix_channels(matrix, x_nchw):
-  """matrix @ the colour of every pixel, in MEMORY_FORMAT."""
-  mixed = torch.einsum('ij,njhw->nihw', matrix, x_nchw)
+  """matrix @ the colour of every pixel in float32 (autocast off), in MEMORY_FORMAT."""
+  with torch.autocast(x_nchw.device.type, enabled=False):
+    mixed = torch.einsum('ij,njhw->nihw', matrix, x_nchw.float())
   return mixed.contiguous(memory_format=MEMORY_FORMAT)
 
 
@@ -44,7 +53,7 @@ def _lab(rgb_uint8):
   """uint8 RGB (N, 3, H, W) -> Lab, as color.lab_from_uint8."""
   rgb = rgb_uint8.float() / 255.0
   linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-  xyz = _mix_channels(_LAB_XYZ_FROM_RGB, linear)
+  xyz = _mix_channels(_xyz_from_rgb(rgb.device), linear)
   f = torch.where(xyz > color.LAB_EPSILON, xyz.clamp_min(color.LAB_EPSILON) ** (1 / 3),
                   color.LAB_KAPPA * xyz + 16.0 / 116.0)
   fx, fy, fz = f.unbind(1)
@@ -191,12 +200,13 @@ def _gan_step(generator, discriminator):
   through the updated critic (its weights get no gradient: JAX differentiates G only)."""
   g_optimizer, d_optimizer = (torch.optim.Adam(n.parameters(), lr=2e-4, betas=(0.5, 0.999))
                               for n in (generator, discriminator))
+  device = next(generator.parameters()).device
   yuv_from_rgb = torch.from_numpy(np.asarray(
-      yuv_gan.LAYOUTS['writeup'].space.encode(np.eye(3, dtype=np.float32))).T.copy())
+      yuv_gan.LAYOUTS['writeup'].space.encode(np.eye(3, dtype=np.float32))).T.copy()).to(device)
   low, high = yuv_gan.LAYOUTS['writeup'].noise_range
 
   def noise(count):
-    return torch.empty(count, generator.noise_dim).uniform_(low, high)
+    return torch.empty(count, generator.noise_dim, device=device).uniform_(low, high)
 
   def step(rgb_uint8):
     real = _mix_channels(yuv_from_rgb, rgb_uint8.float() / 255.0)
@@ -216,8 +226,8 @@ def _soft_cross_entropy(logits, ab_quarter, bins, class_weights, neighbours=10, 
   """losses.rebalanced_soft_cross_entropy per pixel, without the image weight: the target
   is quantize.soft_encode of the true ab, each pixel weighted by its most likely bin's
   class weight."""
-  with torch.no_grad():
-    ab = ab_quarter.permute(0, 2, 3, 1)
+  with torch.no_grad(), torch.autocast(ab_quarter.device.type, enabled=False):
+    ab = ab_quarter.permute(0, 2, 3, 1).float()
     d2 = ((ab ** 2).sum(-1, keepdim=True) - 2 * ab @ bins.T + (bins ** 2).sum(-1)).clamp_min(0)
     neg_d2, index = torch.topk(-d2, neighbours)
     gaussian = torch.exp((neg_d2 - neg_d2[..., :1]) / (2 * sigma ** 2))
@@ -230,8 +240,9 @@ def _zhang_step(net, softmax):
   """losses.rebalanced_soft_cross_entropy (uniform class weights, as the benchmark) or
   losses.quarter_ab_regression, gray_threshold 5, AdamW as family_steps.py."""
   optimizer = torch.optim.AdamW(net.parameters(), lr=3e-5, betas=(0.9, 0.99), weight_decay=1e-3)
-  bins = torch.from_numpy(quantize.gamut_bins())
-  class_weights = torch.ones(len(bins))
+  device = next(net.parameters()).device
+  bins = torch.from_numpy(quantize.gamut_bins()).to(device)
+  class_weights = torch.ones(len(bins), device=device)
 
   def step(rgb_uint8):
     lab = _lab(rgb_uint8)
@@ -247,11 +258,17 @@ def _zhang_step(net, softmax):
   return step
 
 
-def _train_step(family, height, width):
+def device() -> torch.device:
+  """Where the reference runs: the GPU where torch sees one, else the CPU."""
+  return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+
+def _train_step(family, height, width, compile_networks):
   """The family's networks in training mode and its step (uint8 RGB, N x 3 x H x W) -> None."""
-  networks = _networks(family, height, width)
-  for network in networks:
-    network.to(memory_format=MEMORY_FORMAT).train()
+  networks = [network.to(device(), memory_format=MEMORY_FORMAT).train()
+              for network in _networks(family, height, width)]
+  if compile_networks:
+    networks = [torch.compile(network) for network in networks]
   if family == 'unet':
     return _unet_step(*networks)
   if family == 'gan':
@@ -259,20 +276,33 @@ def _train_step(family, height, width):
   return _zhang_step(*networks, softmax=family == 'zhang_softmax')
 
 
-def time_train_step(family: str, rgb_nhwc_uint8: np.ndarray, steps: int,
-                    repeats: int = 1) -> dict:
+def _synchronize():
+  if torch.cuda.is_available():
+    torch.cuda.synchronize()
+
+
+def time_train_step(family: str, rgb_nhwc_uint8: np.ndarray, steps: int, repeats: int = 1,
+                    dtype: str = 'float32', compile_networks: bool = False) -> dict:
   """{'init_s': seconds to build the networks and optimizers, 'first_step_s': the first
-  step, 'images_per_second': the best of `repeats` windows of `steps` further steps} of one
-  family on one batch."""
+  step (torch.compile's compilation with `compile_networks`), 'images_per_second': the best
+  of `repeats` windows of `steps` further steps} of one family on one batch, in float32 or
+  under bf16 autocast (dtype 'bfloat16')."""
   torch.manual_seed(0)
   rgb = torch.from_numpy(np.ascontiguousarray(rgb_nhwc_uint8)).permute(0, 3, 1, 2)
-  rgb = rgb.contiguous(memory_format=MEMORY_FORMAT)
+  rgb = rgb.to(device()).contiguous(memory_format=MEMORY_FORMAT)
   start = time.perf_counter()
-  step = _train_step(family, *rgb.shape[2:])
+  train_step = _train_step(family, *rgb.shape[2:], compile_networks)
   init_s = time.perf_counter() - start
+
+  def run(count):
+    with torch.autocast(device().type, dtype=torch.bfloat16, enabled=dtype == 'bfloat16'):
+      for _ in range(count):
+        train_step(rgb)
+    _synchronize()
+
   start = time.perf_counter()
-  step(rgb)
+  run(1)
   first_step_s = time.perf_counter() - start
-  best = timing.best_seconds(lambda: [step(rgb) for _ in range(steps)], repeats)
+  best = timing.best_seconds(lambda: run(steps), repeats)
   return {'init_s': init_s, 'first_step_s': first_step_s,
           'images_per_second': steps * rgb.shape[0] / best}

@@ -16,7 +16,7 @@ import pathlib
 import sys
 import traceback
 
-from colorjax import configs, programs, xla_flags
+from colorjax import configs, programs
 from colorjax.cli import flags
 from colorjax.errors import ArgumentParser, UsageError
 
@@ -146,7 +146,6 @@ def _disk_full(error: BaseException) -> bool:
 
 def run(argv=None):
   """The entry point of `python run.py` and of the `colorjax` command."""
-  xla_flags.add_to_environment()  # before JAX starts
   try:
     _exit(main(sys.argv[1:] if argv is None else argv))
   except UsageError as e:

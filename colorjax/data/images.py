@@ -11,13 +11,13 @@ import pathlib
 import numpy as np
 import PIL.Image
 import PIL.ImageOps
-import simplejpeg
 import skimage.color
 import skimage.data
 import skimage.io
 import skimage.transform
 import skimage.util
 
+from colorjax import optional
 from colorjax.errors import UsageError
 
 # The files colorjax reads as images, by suffix (lower case): folder sources, colorize and
@@ -74,7 +74,7 @@ def read_rgb(file, short_side: int = 0) -> np.ndarray:
   at the smallest of 1/1, 1/2, 1/4, 1/8 scale that keeps both sides >= short_side (libjpeg's
   scaled decode: a large photo decodes several times faster)."""
   encoded = _encoded(file)
-  if _plain_jpeg(encoded):
+  if _plain_jpeg(encoded) and _simplejpeg():
     try:
       return _decode_jpeg(encoded, short_side)
     except ValueError:  # not one simplejpeg decodes cleanly: Pillow decides, and says why
@@ -112,7 +112,13 @@ def _plain_jpeg(encoded: bytes) -> bool:
   return not any(marker in header for marker in _ORIENTATION_MARKERS)
 
 
+def _simplejpeg():
+  return optional.load('simplejpeg', 'JPEGs decode with Pillow, in about twice the CPU time',
+                       'simplejpeg')
+
+
 def _decode_jpeg(encoded: bytes, short_side: int) -> np.ndarray:
+  simplejpeg = _simplejpeg()
   height, width, colorspace, _ = simplejpeg.decode_jpeg_header(encoded)
   if colorspace not in ('YCbCr', 'Gray'):  # CMYK, YCCK: Pillow's conversions
     raise ValueError(colorspace)

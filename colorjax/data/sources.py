@@ -285,12 +285,17 @@ def _prepared_builder(tfds, name, config):
 
 
 def _tfds(name, split, config) -> Source:
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # tensorflow's start-up chatter
-  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')  # ... and its oneDNN notice
-  import tensorflow_datasets as tfds  # slow to import; only tfds sources need it
   if config.gray == 'drop':
     raise UsageError("data.gray='drop' needs an in-memory source (samples, npz:, folder:); "
                      "tfds sources use --config.data.gray=weight")
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')  # tensorflow's start-up chatter
+  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')  # ... and its oneDNN notice
+  try:
+    import tensorflow_datasets as tfds  # slow to import; only tfds sources need it
+  except ImportError:
+    raise UsageError(f"the data source '{name}' is a tfds dataset, which needs "
+                     "tensorflow-datasets: pip install -e '.[tfds]', or train on folder:PATH, "
+                     'npz:PATH or samples') from None
   with _absl_errors_only():  # tfds logs its probing of folders; failures are reported below
     builder = _prepared_builder(tfds, name, config)
   train_split, eval_split = TFDS_SPLITS.get(name.split('/')[0], ('train', 'test'))

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from colorjax import color, distributed, mesh, quantize
+from colorjax import color, distributed, mesh, quantize, xla_cpu
 from colorjax.data import pipeline, sources
 from colorjax.eval import metrics as metrics_lib
 from colorjax.eval import stats
@@ -136,7 +136,7 @@ def colorization_scorer(predictors: dict[str, Predictor], *, samples=1, seed=0):
       columns += list(rgb)
     return sums, jnp.stack([*columns, rgb_true], axis=1)
 
-  return jax.jit(score_batch)
+  return xla_cpu.jit(score_batch)
 
 
 def paired_differences(per_image: dict, pairs) -> dict:

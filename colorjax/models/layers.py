@@ -5,17 +5,18 @@ per backend. Measured on XLA:CPU (jaxlib 0.10.2, 2 cores) per shape class the ne
   convolution (nn.Conv, `Conv3x3`) on every backend. Forward, input and kernel gradients each
   cost about the forward's time; the earlier one-matmul-per-tap kernel gradient is slower on
   this jaxlib (61 ms against 25 at 8x64x64, 64 -> 64) and is gone. XLA's Eigen convolutions
-  beat the YNNPACK ones jaxlib picks by default: colorjax/xla_flags.py.
+  beat the YNNPACK ones jaxlib picks by default: colorjax/xla_cpu.py.
 - 3x3 at 1-6 channels (the tiny CNN of the normalization ablation), CPU: `conv3x3_taps`, a
   sum of Cin*Cout*9 scalar-times-plane products in NCHW that XLA fuses into one vectorized
-  loop (the tiny CNN's step at 400x600: ~20 ms against ~160 with nn.Conv).
+  loop; its kernel gradient is one convolution with the whole image as its window
+  (xla_cpu.kernel_gradient, in the form this jaxlib compiles well inside a lax.scan).
 - Transposed convolutions (the U-Net's 2x2, the Zhang network's 4x4, stride 2), CPU:
   `conv_transpose_strided_grad`, whose kernel gradient is a strided convolution's (468 ms
   -> 13 ms for the Zhang network's, batch 8 at 64x64).
 - 2x2 max-pool: `max_pool_2x2`, a max over a reshape (its gradient fuses).
 
 On GPU every convolution stays lax's (cuDNN). Each formulation is tested against
-lax.conv_general_dilated, gradients included (tests/test_models.py).
+lax.conv_general_dilated, gradients included (tests/models/test_layers.py).
 
 Mixed precision: every layer takes a `dtype`, the dtype it computes in (float32, or bfloat16
 with --config.compute_dtype, colorjax/precision.py); its parameters stay float32 (Flax's
@@ -29,6 +30,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from colorjax import xla_cpu
 
 
 def _taps_forward(x_nchw, kernel_hwio):
@@ -44,11 +47,6 @@ def _taps_forward(x_nchw, kernel_hwio):
   return jnp.stack(outputs, axis=1)
 
 
-def _xla_conv_nchw(x_nchw, kernel_hwio):
-  return jax.lax.conv_general_dilated(
-      x_nchw, kernel_hwio, (1, 1), 'SAME', dimension_numbers=('NCHW', 'HWIO', 'NCHW'))
-
-
 @jax.custom_vjp
 def conv3x3_taps(x_nchw, kernel_hwio):
   """3x3 SAME cross-correlation, NCHW input, HWIO kernel, no bias."""
@@ -59,13 +57,18 @@ def _taps_fwd(x_nchw, kernel_hwio):
   return _taps_forward(x_nchw, kernel_hwio), (x_nchw, kernel_hwio)
 
 
+def _taps_kernel_gradient(x_nchw, grad_nchw):
+  """d(sum of conv3x3_taps(x, k) * grad) / dk (3, 3, cin, cout), as one convolution whose
+  window is the whole image (xla_cpu.kernel_gradient), in the form this jaxlib compiles as a
+  convolution inside the ablation's lax.scan (xla_cpu.fuses_convolutions_in_loops)."""
+  padded = jnp.pad(x_nchw, ((0, 0), (0, 0), (1, 1), (1, 1)))
+  return xla_cpu.kernel_gradient(padded, grad_nchw, xla_cpu.fuses_convolutions_in_loops())
+
+
 def _taps_bwd(residuals, grad_nchw):
   x_nchw, kernel_hwio = residuals
   flipped = jnp.flip(kernel_hwio, (0, 1)).swapaxes(2, 3)
-  grad_x = _taps_forward(grad_nchw, flipped)
-  _, kernel_vjp = jax.vjp(lambda k: _xla_conv_nchw(x_nchw, k), kernel_hwio)
-  (grad_kernel,) = kernel_vjp(grad_nchw)
-  return grad_x, grad_kernel
+  return _taps_forward(grad_nchw, flipped), _taps_kernel_gradient(x_nchw, grad_nchw)
 
 
 conv3x3_taps.defvjp(_taps_fwd, _taps_bwd)

@@ -9,10 +9,9 @@ Experiment: flowers_resnet.
 
 import pathlib
 
-import jax
 import jax.numpy as jnp
 
-from colorjax import color, distributed, precision
+from colorjax import color, distributed, precision, xla_cpu
 from colorjax.data import sources
 from colorjax.errors import UsageError
 from colorjax.eval import evaluator, report
@@ -40,7 +39,7 @@ def _classifier(config, workdir, eval_source):
   state = supervised.fit_network(stage, workdir / 'classifier', model,
                                  losses.classification(model, SHIFTED), description='classifier')
 
-  @jax.jit
+  @xla_cpu.jit
   def score_batch(variables, batch):
     l_in = SHIFTED.normalize_l(color.lab_from_uint8(batch['rgb'])[..., :1])
     correct = jnp.argmax(model.apply(variables, l_in), axis=-1) == batch['label']

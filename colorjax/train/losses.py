@@ -20,6 +20,12 @@ def _apply_training(model, params, batch_stats, *model_inputs, key):
   return output, updates.get('batch_stats', batch_stats)
 
 
+def lab_of(batch):
+  """The batch's images in Lab: converted here from its uint8 'rgb', or given as 'lab' by a
+  caller that converts once what every step reads (the ablation's one photo)."""
+  return batch['lab'] if 'lab' in batch else color.lab_from_uint8(batch['rgb'])
+
+
 def color_weight(lab, threshold):
   """Per example (leading axis): 1 if any pixel has |a| or |b| above `threshold` (Lab
   units), else 0, so nearly gray images teach nothing."""
@@ -45,7 +51,7 @@ def ab_regression(model, norm: color.LabNorm, gray_threshold=None, error='square
   images get weight 0 (color_weight)."""
 
   def loss_fn(params, batch_stats, batch, key):
-    lab = color.lab_from_uint8(batch['rgb'])
+    lab = lab_of(batch)
     normalized = norm.normalize(lab)
     ab_pred, batch_stats = _apply_training(model, params, batch_stats, normalized[..., :1],
                                            key=key)

@@ -1,30 +1,31 @@
 """TensorBoard event files under <workdir>/tensorboard, written by process 0 with tensorboardX:
 pure Python and protobuf, so TensorFlow is never imported (clu's writer goes through
-tf.summary). A resumed run purges what the killed one wrote past its checkpoint."""
+tf.summary); without tensorboardX nothing is written. A resumed run purges what the killed one
+wrote past its checkpoint."""
 
 import pathlib
 import sys
 
 import numpy as np
 
-from colorjax import distributed
+from colorjax import distributed, optional
 
 FOLDER = 'tensorboard'
 
 
-def _summary_writer():
-  """tensorboardX's SummaryWriter class. tensorboardX imports torch when it is installed (to
-  accept its tensors): 3 s and hundreds of MB at every start that colorjax never uses, so torch
-  is hidden while tensorboardX loads, unless something imported it already."""
+def _tensorboardx():
+  """tensorboardX, or None where it is not installed (one line says so). It imports torch when
+  torch is installed (to accept its tensors): 3 s and hundreds of MB at every start that
+  colorjax never uses, so torch is hidden while tensorboardX loads, unless something imported
+  it already."""
   hidden = 'torch' not in sys.modules
   if hidden:
     sys.modules['torch'] = None  # `import torch` raises ImportError
   try:
-    from tensorboardX import SummaryWriter
+    return optional.load('tensorboardX', 'no TensorBoard event files', 'tensorboardX')
   finally:
     if hidden:
       del sys.modules['torch']
-  return SummaryWriter
 
 
 class Writer:
@@ -32,10 +33,11 @@ class Writer:
 
   def __init__(self, workdir, start_step: int):
     self.writer = None
-    if distributed.is_main():
+    tensorboardx = _tensorboardx() if distributed.is_main() else None
+    if tensorboardx is not None:
       # purge_step: TensorBoard drops events at or past it written by an earlier, killed run.
-      self.writer = _summary_writer()(str(pathlib.Path(workdir) / FOLDER),
-                                  purge_step=start_step or None)
+      self.writer = tensorboardx.SummaryWriter(str(pathlib.Path(workdir) / FOLDER),
+                                               purge_step=start_step or None)
 
   def scalars(self, rows, prefix: str):
     """Every number of each metrics row ({'step': k, name: value}) as `prefix/name` at step

@@ -2,23 +2,18 @@
 photos; unusable data is one line."""
 
 import hashlib
-import subprocess
+import struct
+import zlib
 
 import numpy as np
 import PIL.Image
 import pytest
 import skimage.data
-import tensorflow as tf
-import tensorflow_datasets as tfds
-from etils import epath
 
-from colorjax import configs, mesh
+from colorjax import configs
 from colorjax.data import images, pipeline, sources
 from colorjax.errors import UsageError
-from tests import commands, without_tensorflow
-
-TFDS_NAMES = ('stl10', 'oxford_flowers102', 'imagenet2012', 'imagenette',
-              'imagenet_resized/64x64', 'places365_small')
+from tests import commands
 
 
 def _config(**overrides):
@@ -26,36 +21,16 @@ def _config(**overrides):
                                 **overrides})
 
 
-@pytest.mark.parametrize('name', TFDS_NAMES)
-def test_tfds_sources_under_mock_data(name):
-  config = _config(source=name)
-  data_mesh = mesh.data_mesh()
-  with tfds.testing.mock_data(num_examples=10, policy=tfds.testing.MockPolicy.USE_CODE):
-    source = sources.load_source(config, 'train')
-    host = next(pipeline.train_batches(source, config))
-    evaluation = sources.load_source(config, 'eval')
-    num_batches = pipeline.num_eval_batches(evaluation.num_examples, 4)
-    eval_batch = next(pipeline.eval_batches(evaluation, config, num_batches))
-  assert host['rgb'].shape == (8, 32, 32, 3) and host['rgb'].dtype == np.uint8
-  assert host['rgb'].max() > 0 and host['label'].dtype == np.int32
-  assert eval_batch['rgb'].shape == (4, 32, 32, 3)
-  batch = pipeline.to_global(host, data_mesh)
-  assert batch['rgb'].shape == (8, 32, 32, 3)
-  assert len(batch['rgb'].addressable_shards) == 4
-  assert {s.data.shape for s in batch['rgb'].addressable_shards} == {(2, 32, 32, 3)}
-  np.testing.assert_array_equal(np.asarray(batch['rgb']), host['rgb'])
-
-
-def test_unavailable_tfds_dataset_is_a_clear_error(tmp_path):
-  config = _config(source='imagenette', tfds_data_dir=str(tmp_path), download=False)
-  with pytest.raises(UsageError, match=r"'imagenette' is not available.*tfds looks in.*"
-                                       r'source=samples'):
-    sources.load_source(config, 'train')
-  manual = _config(source='imagenet2012', tfds_data_dir=str(tmp_path))
-  with pytest.raises(UsageError, match="'imagenet2012' is not available: it needs a manual"):
-    sources.load_source(manual, 'train')
-  with pytest.raises(UsageError, match="unknown data source 'no_such_dataset'"):
-    sources.load_source(_config(source='no_such_dataset'), 'train')
+def _png_16_bit(rgb) -> bytes:
+  """A 16-bit RGB PNG (Pillow writes none): signature, IHDR, one IDAT, IEND."""
+  def chunk(kind, data):
+    return (struct.pack('>I', len(data)) + kind + data
+            + struct.pack('>I', zlib.crc32(kind + data)))
+  height, width = rgb.shape[:2]
+  rows = b''.join(b'\x00' + row.astype('>u2').tobytes() for row in rgb)
+  header = struct.pack('>IIBBBBB', width, height, 16, 2, 0, 0, 0)
+  return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header)
+          + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
 
 
 def _write_folder(root):
@@ -71,7 +46,7 @@ def _write_folder(root):
   rgba = np.concatenate([photo[:60, :60], np.full((60, 60, 1), 128, np.uint8)], -1)
   PIL.Image.fromarray(rgba).save(root / 'sub' / 'rgba.png')
   deep = photo[:50, :66].astype(np.uint16) * 257
-  (root / 'deep16.png').write_bytes(tf.io.encode_png(deep).numpy())
+  (root / 'deep16.png').write_bytes(_png_16_bit(deep))
   (root / 'corrupt.jpg').write_bytes(b'\xff\xd8\xff this is not a jpeg')
   (root / 'notes.txt').write_text('not an image')
   return 8  # image files, the corrupt one included
@@ -156,78 +131,28 @@ def test_source_reads_examples_by_index():
 
 
 @pytest.mark.slow
-def test_training_on_a_folder_never_imports_tensorflow(tmp_path):
-  """TensorFlow not installed: a smoke run trains on a folder of JPEG and PNG photos,
-  evaluates on its held-out files and reports (tests/test_run.py runs every family on
-  `samples` and `npz:` without it too)."""
+def test_training_on_a_folder_runs_on_the_lean_runtime(tmp_path):
+  """Without the optional packages (tests/lean.py): a smoke run trains on a folder of JPEG
+  and PNG photos, evaluates on its held-out files and reports; each missing package it would
+  have used is one line of notice, once. (The end-to-end tests of tests/programs/ run every
+  family on `samples` and `npz:` on the lean runtime too.)"""
   for file, name in zip(('a.png', 'b.jpg', 'c.png', 'd.jpg'), images.SAMPLE_PHOTOS):
     photo = images.resize_rgb(images.sample_photo(name), (48, 64))
     PIL.Image.fromarray(photo).save(tmp_path / file)  # a, d held out at 50%; b, c train
-  result = subprocess.run(without_tensorflow.run_py(
+  result = commands.run_py(
       '--experiment=zhang_softmax:smoke', f'--workdir={tmp_path / "run"}',
       f'--config.data.source=folder:{tmp_path}', '--config.data.val_percent=50',
-      '--config.num_steps=2', '--config.checkpoint_every=2', '--config.prior_batches=1'),
-      capture_output=True, text=True, cwd=commands.ROOT, timeout=600)
+      '--config.num_steps=2', '--config.checkpoint_every=2', '--config.prior_batches=1',
+      timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'held-out photos of' in (tmp_path / 'run' / 'report.md').read_text()
-
-
-@pytest.mark.slow
-class _TinyPhotos(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """A catalog-style tfds dataset of a few noise images, prepared offline."""
-  name = 'colorjax_tiny_photos'
-  VERSION = tfds.core.Version('1.0.0')
-
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls):
-    """This file. (tfds finds a builder's file through its package's resources, which needs
-    importlib_resources for a builder defined in a test package.)"""
-    return epath.Path(__file__)
-
-  def _info(self):
-    return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
-        'image': tfds.features.Image(shape=(None, None, 3)),
-        'label': tfds.features.ClassLabel(num_classes=2)}))
-
-  def _split_generators(self, dl_manager):
-    return {'train': self._generate_examples(6, 0), 'test': self._generate_examples(3, 1)}
-
-  def _generate_examples(self, count, seed):
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-      yield i, {'image': rng.integers(0, 256, (20, 24, 3), np.uint8), 'label': i % 2}
-
-
-@pytest.mark.slow
-def test_prepared_tfds_dataset_reads_without_tensorflow(tmp_path):
-  """A tfds dataset prepared in array_record trains and evaluates where TensorFlow is not
-  installed (tfds and etils ask importlib whether it is, so it is hidden from every finder)."""
-  _TinyPhotos(data_dir=str(tmp_path), file_format='array_record').download_and_prepare()
-  script = f"""
-from colorjax import configs
-from colorjax.data import pipeline, sources
-config = configs.data_config(source='colorjax_tiny_photos', tfds_data_dir={str(tmp_path)!r},
-                             crop=16, batch_size=4, eval_batch_size=4, download=False)
-train = sources.load_source(config, 'train')
-batch = next(pipeline.train_batches(train, config, 0, 0, 1))
-evaluation = sources.load_source(config, 'eval')
-eval_batch = next(pipeline.eval_batches(evaluation, config, 1, 0, 1))
-assert 'tensorflow' not in sys.modules
-print(len(train), len(evaluation), batch['rgb'].shape, eval_batch['mask'].tolist())
-"""
-  result = subprocess.run(without_tensorflow.python(script), capture_output=True, text=True,
-                          cwd=commands.ROOT, timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert result.stdout.split('\n')[-2] == '6 3 (4, 16, 16, 3) [1.0, 1.0, 1.0, 0.0]'
-
-
-def test_a_tfds_dataset_prepared_as_tfrecord_is_to_be_prepared_again(tmp_path):
-  _TinyPhotos(data_dir=str(tmp_path), file_format='tfrecord').download_and_prepare()
-  config = _config(source='colorjax_tiny_photos', tfds_data_dir=str(tmp_path), download=False)
-  with pytest.raises(UsageError, match="delete its TFRecord copy.*prepare it again in the "
-                                       "array_record format: python -c"):
-    sources.load_source(config, 'train')
+  notes = [line for line in commands.shown(result.stderr) if line.startswith('note: ')]
+  assert sorted(notes) == [
+      'note: simplejpeg is not installed: JPEGs decode with Pillow, in about twice the CPU '
+      'time (pip install simplejpeg)',
+      'note: tensorboardX is not installed: no TensorBoard event files (pip install '
+      'tensorboardX)']
+  assert 'Traceback' not in result.stderr
 
 
 def test_data_without_color_is_refused_before_training(tmp_path):

@@ -30,6 +30,7 @@ def _events(folder):
 def test_tensorboard_holds_the_rows_and_eval_images(tmp_path):
   """(Written without TensorFlow: the end-to-end program tests run every family, TensorBoard
   included, with TensorFlow hidden; here another test may have imported it.)"""
+  pytest.importorskip('tensorboardX')
   tiny_run.fit(tmp_path, Loop(8, checkpoint_every=2, log_every=1, eval_every=2),
                eval_fn=tiny_run.score)
   events = _events(tmp_path / tensorboard.FOLDER)
