@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from colorjax import configs
+from colorjax import configs, optional
 from colorjax.errors import UsageError
 from colorjax.models.zhang import BLOCKS, ZhangNet
 from colorjax.train import checkpoint, optim, workdirs
@@ -57,6 +57,7 @@ def read_state_dict(path: pathlib.Path) -> dict[str, np.ndarray]:
                      '-e .[torch]), then run import_weights again') from None
   if not path.is_file():
     raise UsageError(f'{path} not found: pass the path of the downloaded .pth file')
+  optional.keep_triton_from_tensorflow()
   try:
     state_dict = torch.load(path, map_location='cpu', weights_only=True)
   except Exception as e:  # truncated, not a pickle, or pickled objects beyond tensors

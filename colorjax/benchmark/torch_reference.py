@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorjax import color, quantize
+from colorjax import color, optional, quantize
 from colorjax.benchmark import timing
 from colorjax.models import unet, yuv_gan, zhang
 
@@ -265,6 +265,7 @@ def device() -> torch.device:
 
 def _train_step(family, height, width, compile_networks):
   """The family's networks in training mode and its step (uint8 RGB, N x 3 x H x W) -> None."""
+  optional.keep_triton_from_tensorflow()
   networks = [network.to(device(), memory_format=MEMORY_FORMAT).train()
               for network in _networks(family, height, width)]
   if compile_networks:
