@@ -10,6 +10,7 @@ import ast
 import dataclasses
 import importlib
 import importlib.util
+import math
 import pathlib
 import sys
 
@@ -40,6 +41,7 @@ class Loop:
   best_metric: str = ''        # keep the best state by this metric (checkpoints_best/)
   best_mode: str = 'max'
   profile_steps: tuple = ()    # (FIRST, LAST): a jax.profiler trace of those steps
+  preempt_grace_s: float = 20.0  # SIGTERM/SIGHUP: seconds to finish the step and save it
 
   @classmethod
   def from_config(cls, config, **given) -> 'Loop':
@@ -70,6 +72,9 @@ class Loop:
     if evaluates and self.best_metric and not eval_every:
       raise UsageError(f'--config.best_metric={self.best_metric} needs evaluations: set '
                        '--config.eval_every to a number of steps')
+    if not 0 < self.preempt_grace_s <= 3600:
+      raise UsageError(f'--config.preempt_grace_s={self.preempt_grace_s} must be in (0, 3600] '
+                       'seconds, under the grace your cluster gives (often 30)')
     if self.best_mode not in ('max', 'min'):
       raise UsageError(f"--config.best_mode={self.best_mode!r}: use 'max' or 'min'")
     steps = self.profile_steps
@@ -113,6 +118,70 @@ def optimizer(name, learning_rate, *, schedule='constant', drops=(), warmup_step
       accumulate_steps=accumulate_steps, **settings))
   config.lock()
   return config
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+  """The finite values a numeric field may take: low to high, each end included or not."""
+  low: float = -math.inf
+  high: float = math.inf
+  open_low: bool = False
+  open_high: bool = False
+
+  def holds(self, value) -> bool:
+    return ((isinstance(value, int) or math.isfinite(value))
+            and (self.low < value if self.open_low else self.low <= value)
+            and (value < self.high if self.open_high else value <= self.high))
+
+  def __str__(self):
+    if math.isinf(self.high):
+      return ('a finite number' if math.isinf(self.low)
+              else f"{'>' if self.open_low else '>='} {self.low:g}")
+    return (f"in {'(' if self.open_low else '['}{self.low:g}, "
+            f"{self.high:g}{')' if self.open_high else ']'}")
+
+
+MAX_WIDTH = 4.0        # x the published channels: 16x the parameters, ~0.5 billion for Zhang's
+MAX_CHANNELS = 1024    # a field that counts channels itself
+MAX_CLASSES = 100_000  # a classifier's outputs (ImageNet-21k has 21,841)
+POSITIVE, AT_LEAST_0, AT_LEAST_1 = Bound(0, open_low=True), Bound(0), Bound(1)
+FRACTION = Bound(0, 1, open_high=True)
+# Any block's field of these names (leaf names, which mean one thing across the experiments)
+# takes these values; any other number must be finite. Optimizer blocks hold optax's settings.
+BOUNDS = {
+    'width': Bound(0, MAX_WIDTH, open_low=True), 'channels': Bound(1, MAX_CHANNELS),
+    'num_classes': Bound(1, MAX_CLASSES), 'prior_batches': AT_LEAST_1, 'max_to_keep': AT_LEAST_1,
+    'seed': AT_LEAST_0, 'seeds': AT_LEAST_0, 'epochs': AT_LEAST_0, 'val_percent': Bound(0, 100),
+    'dropout': FRACTION, 'rebalance_mix': Bound(0, 1), 'gray_threshold': AT_LEAST_0,
+    'l1_weight': AT_LEAST_0, 'gp_weight': AT_LEAST_0, 'clip': POSITIVE,
+    'learning_rate': POSITIVE, 'weight_decay': AT_LEAST_0, 'eps': AT_LEAST_0,
+    'b1': FRACTION, 'b2': FRACTION, 'momentum': FRACTION, 'decay': FRACTION,
+    'end_factor': Bound(0, 1), 'warmup_steps': AT_LEAST_0, 'decay_steps': AT_LEAST_0,
+}
+_ANY_NUMBER = Bound()
+
+
+def _is_number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_values(config, prefix=''):
+  """Refuse numbers no run can mean (a negative learning rate, a width of 0 or 1e9, NaN):
+  every program's check() calls this first, so one table covers every experiment. Each
+  optimizer block is also built (unknown names, settings and schedules refused here)."""
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      check_values(value, f'{prefix}{key}.')
+      if key.endswith('optimizer'):
+        from colorjax.train import optim  # optax only once a program checks its config
+        optim.make_optimizer(value, f'{prefix}{key}')
+      continue
+    bound = BOUNDS.get(key, _ANY_NUMBER)
+    each = key in BOUNDS and isinstance(value, (tuple, list))
+    if not all(bound.holds(x) for x in (value if each else (value,)) if _is_number(x)):
+      shown = ','.join(map(str, value)) if each else value
+      raise UsageError(f"--config.{prefix}{key}={shown} must {'each ' if each else ''}be "
+                       f'{bound}')
 
 
 def schedule(config, *, num_steps=0, epochs=None, eval_batches=100, report_images=6,

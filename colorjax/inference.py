@@ -10,7 +10,8 @@ input's size, sharpness and lightness. Nothing here imports a training program.
 """
 
 import dataclasses
-import json
+import numbers
+import os
 import pathlib
 
 import jax
@@ -22,8 +23,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from colorjax import color, families, mesh, xla_cpu
 from colorjax.data import images
 from colorjax.errors import UsageError
-from colorjax.families.spec import NetworkSpec, Options, sample_keys
-from colorjax.train import checkpoint
+from colorjax.families.spec import DEFAULT_TEMPERATURE, NetworkSpec, Options, sample_keys
+from colorjax.train import checkpoint, workdirs
 
 SAMPLING_OPTIONS = {'temperature': 'the Zhang softmax head', 'samples': 'the GAN'}
 
@@ -36,7 +37,7 @@ def run_config(workdir: pathlib.Path, options: Options):
       return run_config(workdir.parent, dataclasses.replace(options, network=workdir.name))
     raise UsageError(f'{workdir} holds no run (no config.json): pass '
                      '--workdir=runs/<experiment>[/<variant>] of a trained run')
-  config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
+  config = ml_collections.ConfigDict(workdirs.read_config(workdir))
   return config, workdir, options
 
 
@@ -93,8 +94,11 @@ class Colorizer:
     self._predict = xla_cpu.jit(self._predict_l, in_shardings=(replicated, split, split))
 
   def working_size(self, height: int, width: int) -> tuple[int, int]:
-    """The resolution a (height, width) photo is colorized at (NetworkSpec.working_size)."""
-    return self.spec.working_size(height, width, self.size)
+    """The resolution a (height, width) photo is colorized at (NetworkSpec.working_size);
+    images.TooLarge over the budget."""
+    size = self.spec.working_size(height, width, self.size)
+    images.check_working_side(size, (height, width))
+    return size
 
   def lightness_at_working_size(self, rgb_uint8) -> jax.Array:
     """L (1, h, w, 1) of an image resized to its working size: what the network sees."""
@@ -115,16 +119,40 @@ class Colorizer:
     return self._predict(self._variables, l_nhw1, indices)[:, :count]
 
   def predict_ab(self, lightness) -> np.ndarray:
-    """L as float (N, H, W) in [0, 100] -> ab (N, h, w, 2) at the network's output size
-    ((S, N, h, w, 2) when samples is given)."""
-    lightness = jnp.asarray(lightness, jnp.float32)[..., None]
-    ab = np.asarray(self.predict_ab_batch(lightness, np.arange(len(lightness))))
+    """L (N, H, W), or one image's (H, W), in [0, 100] -> ab (N, h, w, 2), or (h, w, 2), at
+    the network's output size (a leading S axis when samples is given)."""
+    lightness = self._checked_lightness(lightness)
+    batch = lightness if lightness.ndim == 3 else lightness[None]
+    ab = np.asarray(self.predict_ab_batch(jnp.asarray(batch)[..., None],
+                                          np.arange(len(batch))))
+    ab = ab if lightness.ndim == 3 else ab[:, 0]
     return ab if self.options.samples else ab[0]
 
+  def _checked_lightness(self, lightness) -> np.ndarray:
+    """L as float32, or a TypeError or ValueError naming what predict_ab takes."""
+    lightness = np.asarray(lightness)
+    if lightness.dtype == bool or not np.issubdtype(lightness.dtype, np.number) \
+        or np.issubdtype(lightness.dtype, np.complexfloating):
+      raise TypeError(f'predict_ab takes L as real numbers in [0, 100], not {lightness.dtype}')
+    if lightness.ndim not in (2, 3) or not lightness.size:
+      raise ValueError(f'predict_ab takes L of shape (N, H, W) or (H, W), not '
+                       f'{lightness.shape}: for an image, call the colorizer itself')
+    if not (np.isfinite(lightness).all() and 0 <= lightness.min() and lightness.max() <= 100):
+      raise ValueError(f'predict_ab takes L in [0, 100] (Lab lightness; found '
+                       f'{lightness.min():.3g}..{lightness.max():.3g})')
+    size = lightness.shape[-2:]
+    if self.spec.fixed_size and size != self.spec.size:
+      raise ValueError(f'this network takes L of {self.spec.size[0]}x{self.spec.size[1]} '
+                       f'pixels only, not {size[0]}x{size[1]}')
+    images.check_working_side(size, size)
+    return lightness.astype(np.float32)
+
   def __call__(self, image) -> np.ndarray:
-    """uint8 (H, W, 3) or (H, W) (or any image images.to_rgb_uint8 reads) -> the colorized
-    uint8 (H, W, 3) that `run.py colorize` writes ((S, H, W, 3) when samples is given)."""
-    rgb = images.to_rgb_uint8(image)
+    """An image as images.to_rgb_uint8 takes it (uint8, uint16 or float in [0, 1]; gray,
+    RGB or RGBA), or an image file's path -> the colorized uint8 (H, W, 3) that `run.py
+    colorize` writes ((S, H, W, 3) when samples is given)."""
+    rgb = (images.read_rgb(image) if isinstance(image, (str, os.PathLike))
+           else images.to_rgb_uint8(image))
     ab = self.predict_ab_batch(self.lightness_at_working_size(rgb), [0])[:, 0]
     outputs = np.asarray(colorized(rgb, ab))
     return outputs if self.options.samples else outputs[0]
@@ -137,6 +165,28 @@ def load(workdir, network: str | None = None, temperature: float | None = None,
   ablation scheme); `temperature` is the softmax head's annealed-mean T; `samples` and
   `seed` draw several colorizations from the GAN; `size` is the resolution photos are
   colorized at: a short side (int) or (h, w), rounded to the network's stride (default: the
-  family's, NetworkSpec.working_size)."""
+  family's, NetworkSpec.working_size). Each argument is checked here, as run.py colorize
+  checks its flags: a TypeError or ValueError names what it takes."""
   options = Options(network, temperature, samples, seed)
+  _check_options(options)
+  size = images.check_working_size(size)
   return Colorizer(*load_network(pathlib.Path(workdir), options), options, size)
+
+
+def _check_options(options: Options):
+  """The mistakes a notebook can make in load's options, before the network is read."""
+  _check_type('network', options.network, str, 'a name (str) or None', optional=True)
+  _check_type('temperature', options.temperature, numbers.Real, 'a number', optional=True)
+  _check_type('samples', options.samples, numbers.Integral, 'an int', optional=True)
+  _check_type('seed', options.seed, numbers.Integral, 'an int')
+  if options.temperature is not None and not 0 < options.temperature < float('inf'):
+    raise ValueError(f'temperature={options.temperature!r}: the annealed-mean T must be '
+                     f'finite and > 0 (default {DEFAULT_TEMPERATURE}; 1 for eccv16)')
+  if options.samples is not None and options.samples < 1:
+    raise ValueError(f'samples={options.samples!r} must be at least 1')
+
+
+def _check_type(name, value, kind, expected, optional=False):
+  if (value is None and optional) or (isinstance(value, kind) and not isinstance(value, bool)):
+    return
+  raise TypeError(f'{name}={value!r}: pass {expected}')

@@ -139,10 +139,11 @@ def imported_config():
 
 def import_weights(path: pathlib.Path, workdir: pathlib.Path) -> pathlib.Path:
   """Write the workdir of an imported eccv16 network; its path."""
-  params, batch_stats, bins = eccv16_variables(read_state_dict(path))
-  config = imported_config()
+  workdirs.check_folder(workdir)  # before a long read
   if workdir.is_dir() and any(workdir.iterdir()):
     raise UsageError(f'{workdir} is not empty: pass a new --workdir for the imported run')
+  params, batch_stats, bins = eccv16_variables(read_state_dict(path))
+  config = imported_config()
   workdirs.acquire(workdir)
   workdirs.bind(workdir, config)
   np.save(workdir / BINS_FILE, bins)

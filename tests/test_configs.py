@@ -8,6 +8,7 @@ import pytest
 
 from colorjax import configs
 from colorjax.configs import Loop
+from colorjax.errors import UsageError
 
 
 def test_every_experiment_has_a_description_and_a_config():
@@ -43,3 +44,23 @@ def test_a_variant_may_replace_a_block_but_not_add_to_one():
   assert configs._added_fields(replaced, base) == []
   added = ml_collections.ConfigDict({'optimizer': base.optimizer, 'seed': 0, 'sead': 1})
   assert configs._added_fields(added, base) == ['sead']
+
+
+def test_every_experiment_and_variant_holds_sane_values():
+  for name in configs.list_experiments():
+    for spec in (name, *(f'{name}:{v}' for v in configs.variants(name))):
+      configs.check_values(configs.load_config(spec))
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('width', 4.5, r'--config.block.width=4.5 must be in \(0, 4\]'),
+    ('seeds', (3, -1), '--config.block.seeds=3,-1 must each be >= 0'),
+    ('anything', float('nan'), '--config.block.anything=nan must be a finite number'),
+    ('anything', -float('inf'), 'anything=-inf must be a finite number'),
+    ('optimizer', configs.optimizer('sgd', 0.1, momentum=-0.9), 'momentum=-0.9 must be in'),
+    ('optimizer', configs.optimizer('adam', 0.1, schedule='cosine'), 'names no schedule'),
+])
+def test_nonsense_numbers_are_refused_in_any_block(field, value, message):
+  config = ml_collections.ConfigDict({'block': {field: value, 'count': 2**80, 'flag': True}})
+  with pytest.raises(UsageError, match=message):
+    configs.check_values(config)

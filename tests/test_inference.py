@@ -50,3 +50,71 @@ def test_size_changes_what_the_network_sees_not_the_output(zhang_run):
   small, large = colorjax.load(root, size=32)(photo), colorjax.load(root, size=96)(photo)
   assert small.shape == large.shape == photo.shape
   assert not np.array_equal(small, large)
+
+
+@pytest.mark.parametrize('arguments, error, message', [
+    ({'temperature': float('nan')}, ValueError, 'temperature=nan: .* finite and > 0'),
+    ({'temperature': 0}, ValueError, 'temperature=0: '),
+    ({'temperature': -1.0}, ValueError, 'temperature=-1.0: '),
+    ({'temperature': '0.5'}, TypeError, "temperature='0.5': pass a number"),
+    ({'samples': 0}, ValueError, 'samples=0 must be at least 1'),
+    ({'samples': 2.0}, TypeError, 'samples=2.0: pass an int'),
+    ({'seed': None}, TypeError, 'seed=None: pass an int'),
+    ({'network': 3}, TypeError, 'network=3: pass a name'),
+    ({'size': 'abc'}, TypeError, "size='abc': pass a short side N or"),
+    ({'size': -5}, ValueError, 'size=-5: each side must be 1 to'),
+    ({'size': (0, 0)}, ValueError, r'size=\(0, 0\): each side'),
+    ({'size': 100000}, ValueError, 'MAX_WORKING_SIDE'),
+])
+def test_load_checks_its_arguments_before_reading_the_run(tmp_path, arguments, error, message):
+  with pytest.raises(error, match=message):
+    colorjax.load(tmp_path, **arguments)  # no run there: checked first, or 'holds no run'
+
+
+@pytest.fixture(scope='module')
+def colorizer(zhang_run):
+  return colorjax.load(zhang_run[0])
+
+
+def test_a_colorizer_takes_every_documented_convention_alike(colorizer, tmp_path):
+  photo = images.resize_rgb(skimage.data.coffee(), (24, 40))
+  PIL.Image.fromarray(photo).save(tmp_path / 'coffee.png')
+  expected = colorizer(photo)
+  alpha = np.full((24, 40, 1), 7, np.uint8)
+  same = {'uint16': photo.astype(np.uint16) * 257, 'float': photo / 255.0,
+          'rgba': np.concatenate([photo, alpha], -1), 'str': str(tmp_path / 'coffee.png'),
+          'path': tmp_path / 'coffee.png', 'PIL': PIL.Image.fromarray(photo)}
+  for name, image in same.items():
+    np.testing.assert_array_equal(colorizer(image), expected, err_msg=name)
+
+
+@pytest.mark.parametrize('image, error, message', [
+    (np.full((8, 8, 3), 200.0), ValueError, 'divide a 0-255 image by 255'),
+    (np.zeros((8, 8, 3)) - 0.5, ValueError, r'\[0, 1\] \(found -0.5..-0.5\)'),
+    (np.full((8, 8), 4000, np.int16), TypeError, 'dtype int16'),
+    (np.zeros((0, 0, 3), np.uint8), ValueError, 'has no pixels'),
+    (np.zeros((3, 100000), np.uint8), ValueError, 'MAX_WORKING_SIDE'),
+])
+def test_a_colorizer_refuses_other_images_with_the_fix(colorizer, image, error, message):
+  with pytest.raises(error, match=message):
+    colorizer(image)
+
+
+def test_a_colorizer_refuses_an_array_over_the_pixel_budget(colorizer, monkeypatch):
+  monkeypatch.setattr(images, 'MAX_PIXELS', 8 * 8 - 1)
+  with pytest.raises(ValueError, match='megapixel budget'):
+    colorizer(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_predict_ab_takes_one_image_and_refuses_what_is_not_lightness(colorizer):
+  lightness = np.random.default_rng(1).uniform(0, 100, (2, 32, 24))
+  np.testing.assert_allclose(colorizer.predict_ab(lightness[0]),
+                             colorizer.predict_ab(lightness)[0], atol=1e-4)
+  refused = [(lightness[..., None], ValueError, r'\(N, H, W\) or \(H, W\)'),
+             (lightness * 2.55, ValueError, r'L in \[0, 100\]'),
+             (np.zeros((0, 8, 8)), ValueError, r'not \(0, 8, 8\)'),
+             (lightness > 50, TypeError, 'not bool'),
+             (np.zeros((1, 8, 4000)), ValueError, 'MAX_WORKING_SIDE')]
+  for value, error, message in refused:
+    with pytest.raises(error, match=message):
+      colorizer.predict_ab(value)

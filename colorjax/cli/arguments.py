@@ -5,6 +5,7 @@ import argparse
 import pathlib
 import tempfile
 
+from colorjax.data import images
 from colorjax.errors import UsageError
 from colorjax.families.spec import DEFAULT_TEMPERATURE
 
@@ -22,11 +23,16 @@ def check_writable(out: pathlib.Path):
 
 
 def parse_size(text: str):
-  """'256' -> 256 (a short side); '256x384' -> (256, 384)."""
+  """'256' -> 256 (a short side); '256x384' -> (256, 384); within the working-size budget."""
   parts = text.lower().split('x')
-  if len(parts) in (1, 2) and all(p.isdigit() and int(p) > 0 for p in parts):
-    return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
-  raise argparse.ArgumentTypeError(f"'{text}' is not N or HxW (e.g. 256 or 256x384)")
+  if not (len(parts) in (1, 2) and all(p.isdigit() for p in parts)):
+    raise argparse.ArgumentTypeError(f"'{text}' is not N or HxW (e.g. 256 or 256x384)")
+  size = int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+  try:
+    return images.check_working_size(size)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"'{text}': each side must be 1 to "
+                                     f'{images.MAX_WORKING_SIDE} pixels') from None
 
 
 def positive_number(text: str) -> float:
@@ -49,4 +55,5 @@ def add_run_arguments(parser):
   parser.add_argument('--size', type=parse_size,
                       help="the resolution the network sees: N (short side N, aspect kept) "
                            "or HxW, rounded to the network's stride (default per family: "
-                           'the Zhang et al. network 256, the others their training crop)')
+                           'the Zhang et al. network 256, the others their training crop); '
+                           f'at most {images.MAX_WORKING_SIDE} a side')

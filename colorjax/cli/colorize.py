@@ -41,12 +41,17 @@ def output_names(files, out: pathlib.Path) -> list[pathlib.Path]:
   return names
 
 
-def _read(path):
-  """uint8 RGB of a file, or the reason it cannot be read."""
+def _read(path, colorizer):
+  """uint8 RGB of a file, or why it is skipped: unreadable, or over the memory budget
+  (images.MAX_PIXELS, checked before decoding; MAX_WORKING_SIDE, before any resize)."""
   try:
-    return images.read_rgb(path)
+    rgb = images.read_rgb(path)
+    colorizer.working_size(*rgb.shape[:2])
+    return rgb
+  except images.TooLarge as e:
+    return str(e)
   except Exception as e:  # decoders raise many types; all mean "not an image we can read"
-    return type(e).__name__
+    return f'cannot read it as an image ({type(e).__name__})'
 
 
 @jax.jit
@@ -70,7 +75,7 @@ def colorize_files(colorizer: inference.Colorizer, files, names, *, compare=Fals
   failed = 0
   with concurrent.futures.ThreadPoolExecutor() as pool, \
       tqdm(total=len(files), desc='colorize', unit='image', disable=len(files) < 2) as bar:
-    decode = lambda chunk: [pool.submit(_read, files[i]) for i in chunk]
+    decode = lambda chunk: [pool.submit(_read, files[i], colorizer) for i in chunk]
     pending = decode(chunks[0])
     for n, chunk in enumerate(chunks):
       decoded = dict(zip(chunk, (future.result() for future in pending)))
@@ -80,7 +85,7 @@ def colorize_files(colorizer: inference.Colorizer, files, names, *, compare=Fals
       for i, rgb in decoded.items():
         if isinstance(rgb, str):
           failed += 1
-          tqdm.write(f'skipped {files[i]}: cannot read it as an image ({rgb})', file=sys.stderr)
+          tqdm.write(f'skipped {files[i]}: {rgb}', file=sys.stderr)
         else:
           good.append(i)
       by_size = {}  # files of one working size go through the network together
@@ -119,7 +124,7 @@ def _parse_args(argv):
   parser = ArgumentParser(
       prog='python run.py colorize', allow_abbrev=False,
       description='Colorize image files (jpg, png, bmp, tif, webp; gray, RGB, RGBA, 8 or 16 '
-                  'bit; any size) with a trained run.')
+                  f'bit; up to {images.MAX_PIXELS / 1e6:g} megapixels) with a trained run.')
   parser.add_argument('paths', nargs='+', metavar='PATH', help='image files or folders')
   arguments.add_run_arguments(parser)
   parser.add_argument('--out', default='colorized', help='output folder (default colorized)')

@@ -33,8 +33,8 @@ def _parse_args(argv):
   args = parser.parse_args(argv)
   if bool(args.paths) == bool(args.source):
     parser.error('pass image PATHs or --source=SPEC (one of the two)')
-  if args.bootstrap < 100:
-    parser.error(f'--bootstrap={args.bootstrap}: use at least 100 resamples')
+  if not 100 <= args.bootstrap <= stats.MAX_RESAMPLES:
+    parser.error(f'--bootstrap={args.bootstrap}: use 100 to {stats.MAX_RESAMPLES} resamples')
   return args
 
 
@@ -42,11 +42,12 @@ def main(argv) -> int:
   args = _parse_args(argv)
   options = Options(network=args.network, temperature=args.temperature)
   config, workdir, options = inference.run_config(pathlib.Path(args.workdir), options)
+  named_photos = photos.named_photos(args.paths, args.source)  # a --source mistake: first
   spec, variables = inference.load_network(workdir, options)
   colorizer = inference.Colorizer(spec, variables, options, args.size)
   out = pathlib.Path(args.out) if args.out else workdir / 'evaluation'
   arguments.check_writable(out)
-  sums, rows, names = photos.score(colorizer, photos.named_photos(args.paths, args.source),
+  sums, rows, names = photos.score(colorizer, named_photos,
                                    photos.training_mean_ab(config, workdir))
   if not names:
     raise UsageError('no photo could be read: pass image files or folders, or --source')

@@ -13,6 +13,7 @@ import errno
 import importlib
 import os
 import pathlib
+import signal
 import sys
 import traceback
 
@@ -101,16 +102,27 @@ def main(argv) -> int:
   if distributed.is_main():
     workdirs.acquire(workdir)
   workdirs.bind(workdir, config)  # again, now that no other run can bind it
+  for signum in loop.PREEMPTION_SIGNALS:  # loop.fit saves first; elsewhere they stop at once
+    signal.signal(signum, _preempted)
   try:
     program.main(config, workdir)
   except loop.Diverged as e:
     print(f'error: {distributed.prefix()}{e}', file=sys.stderr)
     return 1
+  except loop.Preempted as e:
+    print(f'{distributed.prefix()}{e} from the last checkpoint in {workdir}', file=sys.stderr)
+    _leave(128 + e.signum)  # the status a shell gives a process that this signal ended
   except KeyboardInterrupt:
     print(f'\n{distributed.prefix()}interrupted: run the same command again to resume from '
           f'the last checkpoint in {workdir}', file=sys.stderr)
     _leave(130)  # at once: the input pipeline's threads would hold the exit for seconds
   return 0
+
+
+def _preempted(signum, frame):
+  """SIGTERM or SIGHUP outside loop.fit (the prior, the final evaluation): stop at once."""
+  from colorjax.train import loop
+  raise loop.Preempted(signum)
 
 
 def _prefix():
@@ -134,14 +146,27 @@ def _exit(code):
   sys.exit(code)
 
 
-def _disk_full(error: BaseException) -> bool:
-  """ENOSPC anywhere in the exception's chain (Orbax wraps its writers' errors)."""
+# errno -> what a failed write says of the storage, and the fix.
+_STORAGE_FAULTS = {errno.ENOSPC: ('the disk is full', 'free space'),
+                   errno.EDQUOT: ('the disk quota is exceeded', 'free space'),
+                   errno.EROFS: ('the file system is read-only', 'make it writable')}
+
+
+def _storage_fault(error: BaseException) -> str | None:
+  """The one line for a storage fault anywhere in the exception's chain (Orbax wraps its
+  writers' errors), else None."""
   while error is not None:
-    if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or (
-        'No space left on device' in str(error)):
-      return True
+    code = getattr(error, 'errno', None)
+    if code not in _STORAGE_FAULTS and 'No space left on device' in str(error):
+      code = errno.ENOSPC
+    if code in _STORAGE_FAULTS:
+      what, fix = _STORAGE_FAULTS[code]
+      where = f': {error.filename}' if getattr(error, 'filename', None) else ''
+      return (f'{what} ({error.__class__.__name__}{where}); {fix} and run the same command '
+              'again: it resumes from the last complete checkpoint, which a failed save '
+              'leaves intact')
     error = error.__cause__ or error.__context__
-  return False
+  return None
 
 
 def run(argv=None):
@@ -152,10 +177,9 @@ def run(argv=None):
     print(f'error: {_prefix()}{e}', file=sys.stderr)
     _exit(2)
   except Exception as e:
-    if _disk_full(e):
-      print(f'error: {_prefix()}the disk is full ({e.__class__.__name__}); free space and run '
-            'the same command again: it resumes from the last complete checkpoint, which a '
-            'failed save leaves intact', file=sys.stderr)
+    fault = _storage_fault(e)
+    if fault:  # and at once: JAX's and Orbax's exit handlers would wait on the failed save
+      print(f'error: {_prefix()}{fault}', file=sys.stderr)
       _leave(2)
     distributed = sys.modules.get('colorjax.distributed')
     broken = distributed and distributed.collective_failed(e)

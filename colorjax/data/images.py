@@ -7,6 +7,7 @@ package, so smoke runs and tests never touch the network.
 import io
 import os
 import pathlib
+import warnings
 
 import numpy as np
 import PIL.Image
@@ -31,6 +32,54 @@ SAMPLE_PHOTOS = ('astronaut', 'chelsea', 'coffee', 'rocket', 'immunohistochemist
 
 MAX_SIDE = 8192  # pixels; a larger scaled photo is a typo in image_scale, not a wish
 
+# The memory budget of colorize, evaluate and colorjax.load (docs/colorize.md): a photo is
+# refused above MAX_PIXELS, checked from the file's header before it is decoded (its
+# full-resolution output costs about 200 bytes a pixel: 10 GB at the cap), and so is a
+# working size (what the network sees) above MAX_WORKING_SIDE a side.
+MAX_PIXELS = 50_000_000
+MAX_WORKING_SIDE = 2048
+
+
+class TooLarge(ValueError):
+  """An image or working size over the memory budget: the message says which and the fix."""
+
+
+def check_pixels(height: int, width: int):
+  """Refuse a photo over MAX_PIXELS before anything the size of its pixels is allocated."""
+  if height * width > MAX_PIXELS:
+    raise _over_budget(f'{height}x{width} pixels')
+
+
+def _over_budget(what: str) -> TooLarge:
+  return TooLarge(f'{what} is over the {MAX_PIXELS / 1e6:g}-megapixel budget '
+                  '(colorjax.data.images.MAX_PIXELS): shrink the photo first')
+
+
+def check_working_size(size):
+  """A working size as --size and load(size=) take it, checked: None (the family's
+  default), a short side N or (h, w), each 1 to MAX_WORKING_SIDE pixels."""
+  if size is None:
+    return size
+  pair = isinstance(size, (tuple, list))
+  sides = tuple(size) if pair else (size,)
+  if len(sides) != (2 if pair else 1) or not all(
+      isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in sides):
+    raise TypeError(f'size={size!r}: pass a short side N or (h, w), as ints')
+  if not all(1 <= s <= MAX_WORKING_SIDE for s in sides):
+    raise ValueError(f'size={size!r}: each side must be 1 to {MAX_WORKING_SIDE} pixels '
+                     '(colorjax.data.images.MAX_WORKING_SIDE)')
+  return tuple(map(int, sides)) if pair else int(size)
+
+
+def check_working_side(working_size, image_size):
+  """Refuse a working size over MAX_WORKING_SIDE (a short side of 256 on a 3x100000 strip
+  would ask the network for 256x8533333 pixels)."""
+  if max(working_size) > MAX_WORKING_SIDE:
+    h, w = image_size
+    raise TooLarge(f'its {h}x{w} pixels would be seen at {working_size[0]}x{working_size[1]}, '
+                   f'over {MAX_WORKING_SIDE} pixels a side (colorjax.data.images.'
+                   'MAX_WORKING_SIDE): crop it, or pass a smaller size')
+
 
 def sample_photo(name: str) -> np.ndarray:
   return getattr(skimage.data, name)()
@@ -51,20 +100,44 @@ def find_images(paths) -> tuple[list[pathlib.Path], list[str]]:
   return files, missing
 
 
-def to_rgb_uint8(image: np.ndarray) -> np.ndarray:
-  """Any decoded image (gray, gray+alpha, RGB, RGBA; 8 or 16 bit; float) -> HxWx3 uint8."""
+CONVENTIONS = 'uint8 (0-255), uint16 (0-65535) or float in [0, 1]'
+
+
+def to_rgb_uint8(image) -> np.ndarray:
+  """An image in a convention colorjax reads -> HxWx3 uint8: gray (H, W) or (H, W, 1),
+  gray+alpha, RGB or RGBA (alpha dropped), as CONVENTIONS. Any other is refused, not guessed:
+  a float image in [0, 255] or [-1, 1], or 12-bit data in int16, would come out washed out
+  or nearly black."""
   image = np.asarray(image)
+  _check_image(image)
   if image.ndim == 3 and image.shape[-1] in (2, 4):
     image = image[..., :-1]  # drop alpha
   if image.ndim == 3 and image.shape[-1] == 1:
     image = image[..., 0]
   if image.ndim == 2:
     image = np.stack([image] * 3, axis=-1)
-  if image.ndim != 3 or image.shape[-1] != 3:
-    raise ValueError(f'shape {image.shape} is not an image')
   if image.dtype == np.uint16:  # rounded: img_as_ubyte truncates (v >> 8), up to 1 level off
     return np.round(image / 257.0).astype(np.uint8)
   return skimage.util.img_as_ubyte(image)
+
+
+def _check_image(image: np.ndarray):
+  """A TypeError or ValueError naming what to pass, for an array that is not an image in
+  one of the CONVENTIONS, or one over the budget."""
+  floating = np.issubdtype(image.dtype, np.floating)
+  if image.dtype not in (np.uint8, np.uint16) and not floating:
+    raise TypeError(f'an image of dtype {image.dtype}: pass {CONVENTIONS} (0-255 values in '
+                    'another dtype: image.astype(np.uint8); 12-bit data: (image * 16) as uint16)')
+  if image.ndim not in (2, 3) or image.ndim == 3 and image.shape[-1] not in (1, 2, 3, 4):
+    raise ValueError(f'shape {image.shape} is not an image: pass (H, W) or (H, W, C) with C = '
+                     '1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA)')
+  if not image.size:
+    raise ValueError(f'an image of shape {image.shape} has no pixels')
+  check_pixels(*image.shape[:2])
+  if floating and not (np.isfinite(image).all() and 0 <= image.min() and image.max() <= 1):
+    raise ValueError(f'a float image must be finite and lie in [0, 1] (found {image.min():.3g}'
+                     f'..{image.max():.3g}): divide a 0-255 image by 255, map [-1, 1] by '
+                     '(image + 1) / 2, or pass uint8')
 
 
 def read_rgb(file, short_side: int = 0) -> np.ndarray:
@@ -77,11 +150,14 @@ def read_rgb(file, short_side: int = 0) -> np.ndarray:
   if _plain_jpeg(encoded) and _simplejpeg():
     try:
       return _decode_jpeg(encoded, short_side)
+    except TooLarge:
+      raise
     except ValueError:  # not one simplejpeg decodes cleanly: Pillow decides, and says why
       pass
-  with PIL.Image.open(io.BytesIO(encoded)) as stored:
+  with _opened(encoded) as stored:
     if short_side:
       stored.draft('RGB', (short_side, short_side))
+    check_pixels(stored.height, stored.width)  # from the header: nothing is decoded yet
     _turn_upright(stored)
     if stored.mode == 'RGB':  # most photos
       return np.asarray(stored)
@@ -89,6 +165,19 @@ def read_rgb(file, short_side: int = 0) -> np.ndarray:
       return to_rgb_uint8(np.asarray(stored, np.uint16) if stored.mode != 'I' else
                           (np.asarray(stored, np.int64) >> 8).clip(0, 255).astype(np.uint8))
     return to_rgb_uint8(np.asarray(stored.convert('RGBA' if 'A' in stored.mode else 'RGB')))
+
+
+def _opened(encoded: bytes) -> PIL.Image.Image:
+  """Pillow's lazy open (the header only). Its decompression-bomb guard, at twice
+  PIL.Image.MAX_IMAGE_PIXELS, is above the budget: its warning is not shown, since
+  check_pixels refuses such an image, and its error becomes TooLarge."""
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore', PIL.Image.DecompressionBombWarning)
+    try:
+      return PIL.Image.open(io.BytesIO(encoded))
+    except PIL.Image.DecompressionBombError:
+      raise _over_budget(f'more than {2 * PIL.Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels '
+                         "(Pillow's decompression-bomb guard)") from None
 
 
 def _encoded(file) -> bytes:
@@ -123,6 +212,7 @@ def _decode_jpeg(encoded: bytes, short_side: int) -> np.ndarray:
   if colorspace not in ('YCbCr', 'Gray'):  # CMYK, YCCK: Pillow's conversions
     raise ValueError(colorspace)
   scale = next((s for s in (8, 4, 2) if short_side and min(height, width) // s >= short_side), 1)
+  check_pixels(-(-height // scale), -(-width // scale))
   return simplejpeg.decode_jpeg(encoded, 'RGB', min_height=-(-height // scale),
                                 min_width=-(-width // scale))
 

@@ -16,8 +16,7 @@ from tqdm import tqdm
 
 from colorjax import color, distributed, mesh, quantize, xla_cpu
 from colorjax.data import pipeline, sources
-from colorjax.eval import metrics as metrics_lib
-from colorjax.eval import stats
+from colorjax.eval import metrics as metrics_lib, stats
 from colorjax.families.spec import NetworkSpec, Predictor, sample_keys
 
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from colorjax import color, configs, quantize
 from colorjax.data import images, sources
+from colorjax.errors import UsageError
 from colorjax.eval import metrics
 
 GRID_ROWS = 6
@@ -67,30 +68,56 @@ def training_mean_ab(config, workdir: pathlib.Path):
 
 def named_photos(paths, source_spec):
   """(name, uint8 RGB) of the photos to score: files and folders (recursively), or the eval
-  split of a data source; unreadable files are reported and skipped."""
+  split of a data source (loaded here, so that its mistakes come before any scoring);
+  unreadable files are reported and skipped."""
   if source_spec:
-    source = sources.load_source(configs.data_config(source=source_spec), 'eval')
-    for i in range(len(source)):
-      yield f'{source_spec} #{i}', source[i]['image']
-    return
+    return _source_photos(source_spec)
   files, missing = images.find_images(paths)
   for path in missing:
-    print(f'skipped {path}: no such file or folder', file=sys.stderr)
+    _skipped(path, 'no such file or folder')
+  return _file_photos(files)
+
+
+def _source_photos(spec):
+  try:
+    source = sources.load_source(configs.data_config(source=spec), 'eval')
+  except UsageError as e:  # its messages name the training flag; here the user passed --source
+    raise UsageError(str(e).replace('--config.data.source', '--source')) from None
+  return ((f'{spec} #{i}', source[i]['image']) for i in range(len(source)))
+
+
+def _file_photos(files):
   for file in files:
     try:
       yield str(file), images.read_rgb(file)
+    except images.TooLarge as e:
+      _skipped(file, e)
     except Exception as e:  # decoders raise many types; all mean "not an image we can read"
-      print(f'skipped {file}: cannot read it as an image ({type(e).__name__})', file=sys.stderr)
+      _skipped(file, f'cannot read it as an image ({type(e).__name__})')
+
+
+def _skipped(name, reason):
+  tqdm.write(f'skipped {name}: {reason}', file=sys.stderr)
 
 
 def score(colorizer, named_photos, mean_ab=None):
-  """({'model' | 'gray' | 'mean ab': per-photo sums}, grid rows, names)."""
-  sums, rows, names = {}, [], []
+  """({'model' | 'gray' | 'mean ab': per-photo sums}, grid rows, names). Photos without
+  colour are left out in one line (their colour metrics are undefined: an ab-std ratio over
+  an ab std of 0, a gray baseline that is exact); none with colour is a UsageError."""
+  sums, rows, names, gray = {}, [], [], []
   candidates = {'gray': np.zeros(2, np.float32)}
   if mean_ab is not None:
     candidates['mean ab'] = np.asarray(mean_ab, np.float32)
+  threshold = configs.data_config().gray_threshold
   for name, rgb in tqdm(named_photos, desc='evaluate', unit='photo', disable=None):
-    output = colorizer(rgb)
+    if not images.has_color(rgb, threshold):
+      gray.append(name)
+      continue
+    try:
+      output = colorizer(rgb)
+    except images.TooLarge as e:
+      _skipped(name, e)
+      continue
     output = output[0] if output.ndim == 4 else output  # the first of several samples
     sums.setdefault('model', []).append(jax.device_get(photo_sums(output, rgb)))
     for baseline, ab in candidates.items():
@@ -99,4 +126,17 @@ def score(colorizer, named_photos, mean_ab=None):
     if len(rows) < GRID_ROWS:
       rows.append([np.asarray(constant_color(rgb, candidates['gray'])), output, rgb])
     names.append(name)
+  _report_gray(gray, scored=len(names), threshold=threshold)
   return sums, rows, names
+
+
+def _report_gray(gray, scored, threshold):
+  if not gray:
+    return
+  what = (f'{len(gray)} gray photo(s) (every |a|, |b| <= {threshold}: no colour to score '
+          'the colorization against)')
+  if not scored:
+    raise UsageError(f'{what} and none with colour: pass colour photos; evaluate compares '
+                     "a colorization with the photo's own colour")
+  listed = ', '.join(gray[:3]) + (' ...' if len(gray) > 3 else '')
+  tqdm.write(f'left out {what}: {listed}', file=sys.stderr)

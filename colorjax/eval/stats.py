@@ -13,6 +13,9 @@ from typing import Callable
 import numpy as np
 
 RESAMPLES = 1000
+# More resamples move a 95% interval by far less than its width; memory grows with
+# resamples x items (float64 counts, and the resampled sums of every metric).
+MAX_RESAMPLES = 10_000
 INTERVAL = (2.5, 97.5)  # percentiles of the bootstrap: a 95% interval
 
 

@@ -21,6 +21,11 @@ def list_runs(config):
                      f"{', '.join(color.NORMALIZATIONS)} in --config.schemes")
   if not config.seeds or not config.schemes:
     raise UsageError('--config.schemes and --config.seeds must each name at least one value')
+  for field in ('schemes', 'seeds'):
+    repeated = sorted({str(x) for x in config[field] if config[field].count(x) > 1})
+    if repeated:
+      raise UsageError(f"--config.{field} repeats {', '.join(repeated)}: name each once (a "
+                       'repeated run is the same run, and would shrink the spread it reports)')
   return [(scheme, seed) for scheme in config.schemes for seed in config.seeds]
 
 

@@ -20,8 +20,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from colorjax.models.layers import (Conv3x3, ConvTranspose, Dropout, batch_norm,
-                                     max_pool_2x2)
+from colorjax.models.layers import Conv3x3, ConvTranspose, Dropout, batch_norm, max_pool_2x2
 
 
 class DoubleConv(nn.Module):

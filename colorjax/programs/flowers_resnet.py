@@ -11,7 +11,7 @@ import pathlib
 
 import jax.numpy as jnp
 
-from colorjax import color, distributed, precision, xla_cpu
+from colorjax import color, configs, distributed, precision, xla_cpu
 from colorjax.data import sources
 from colorjax.errors import UsageError
 from colorjax.eval import evaluator, report
@@ -23,6 +23,7 @@ from colorjax.train import losses, metrics_log, supervised
 
 
 def check(config):
+  configs.check_values(config)
   precision.compute_dtype(config)
   for stage in ('classifier', 'colorizer'):
     supervised.check_stage(config[stage], f'{stage}.')

@@ -24,13 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from colorjax import color, distributed, mesh, precision, xla_cpu
+from colorjax import color, configs, distributed, mesh, precision, xla_cpu
+from colorjax.configs import Loop
 from colorjax.data import images
 from colorjax.errors import UsageError
 from colorjax.eval import metrics, report, stats
 from colorjax.families import norm_ablation as family
 from colorjax.train import loop, losses, metrics_log, optim, throughput, train_state
-from colorjax.configs import Loop
 
 
 def _stack(trees):
@@ -53,6 +53,7 @@ def _reconstruct(model, params, norm, lab):
 
 
 def check(config):
+  configs.check_values(config)
   runs = family.list_runs(config)
   precision.compute_dtype(config)
   Loop.from_config(config).check(evaluates=False)

@@ -6,7 +6,7 @@ network must predict. Experiment: unet_portrait.
 
 import pathlib
 
-from colorjax import distributed, precision
+from colorjax import configs, distributed, precision
 from colorjax.data import sources
 from colorjax.errors import UsageError
 from colorjax.eval import evaluator, report
@@ -22,6 +22,7 @@ LOSSES = {
 
 
 def check(config):
+  configs.check_values(config)
   kind, _, path = config.data.source.partition(':')
   if kind == 'npz' and not sources.local_path(kind, path).is_file():
     raise UsageError(

@@ -9,7 +9,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from colorjax import distributed, mesh, precision
+from colorjax import configs, distributed, mesh, precision
+from colorjax.configs import Loop
 from colorjax.data import pipeline, sources
 from colorjax.errors import UsageError
 from colorjax.eval import evaluator, report, stats
@@ -18,12 +19,12 @@ from colorjax.families import yuv_gan as family
 from colorjax.families.spec import Options
 from colorjax.models.yuv_gan import LAYOUTS
 from colorjax.train import loop, losses, metrics_log, optim, supervised, throughput
-from colorjax.configs import Loop
 from colorjax.train.train_state import (NetworkState, advance_with_batches, apply_gradients,
                                         init_network)
 
 
 def check(config):
+  configs.check_values(config)
   supervised.check_stage(config)
   precision.compute_dtype(config)
   if config.adversarial not in losses.ADVERSARIAL:

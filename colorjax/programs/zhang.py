@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from colorjax import color, distributed, mesh, precision, quantize
+from colorjax import color, configs, distributed, mesh, precision, quantize
 from colorjax.data import pipeline, sources
 from colorjax.errors import UsageError
 from colorjax.eval import evaluator, report
@@ -59,6 +59,7 @@ def _prior(config, workdir, source, bins, data_mesh):
 
 
 def check(config):
+  configs.check_values(config)
   supervised.check_stage(config)
   precision.compute_dtype(config)
   if config.head not in ('softmax', 'regression'):
@@ -72,8 +73,6 @@ def check(config):
                      'one or more positive annealed-mean temperatures, e.g. 0.38')
   if config.head == 'softmax' and not 0 < config.get('temperature', 1.0) < float('inf'):
     raise UsageError(f'--config.temperature={config.temperature} must be a positive number')
-  if config.prior_batches < 1:
-    raise UsageError(f'--config.prior_batches={config.prior_batches} must be at least 1')
 
 
 def main(config, workdir):

@@ -6,6 +6,7 @@ import pathlib
 
 import numpy as np
 
+from colorjax import configs
 from colorjax.errors import UsageError
 from colorjax.eval import evaluator, report
 
@@ -36,6 +37,7 @@ def _paired(runs) -> tuple[dict, int] | None:
 
 
 def check(config):
+  configs.check_values(config)
   if len(config.runs) != 2:
     raise UsageError(f'--config.runs names {len(config.runs)} runs: compare exactly 2')
 

@@ -5,10 +5,18 @@ A step folder is <workdir>/<folder>/<step>, written by a CheckpointManager as on
 'default', and renamed into place when complete: a kill mid-save leaves the last good one.
 Reads never build a manager: building one stats every step folder, and fails when the run
 training there deletes one meanwhile (max_to_keep).
+
+Orbax reports a failed save or read twice: it logs it, with a traceback from each of its
+threads, then raises it; and a save or read it aborts leaves tensorstore callbacks for an
+event loop it has closed, each of which prints `RuntimeError: Event loop is closed`. Only
+the error raised is reported (_quiet_orbax): a full disk is then one line, not hundreds.
 """
 
+import logging
+import os
 import pathlib
 import sys
+import tempfile
 
 import jax
 import orbax.checkpoint as ocp
@@ -29,8 +37,35 @@ def saved_steps(workdir, folder: str = 'checkpoints') -> list[int]:
   return sorted((int(p.name) for p in directory.iterdir() if p.name.isdigit()), reverse=True)
 
 
+def _not_an_orbax_failure(record: logging.LogRecord) -> bool:
+  return record.levelno < logging.ERROR or f'{os.sep}orbax{os.sep}' not in record.pathname
+
+
+def _loop_closed(unraisable) -> bool:
+  error = unraisable.exc_value
+  return isinstance(error, RuntimeError) and str(error) == 'Event loop is closed'
+
+
+def _quiet_orbax():
+  """Mute, in this process, Orbax's logs of the failures it raises and the errors of the
+  callbacks its aborted reads and saves leave behind (the module's docstring). Idempotent;
+  the hook is put back when something (a test runner) replaced it."""
+  logging.getLogger('absl').addFilter(_not_an_orbax_failure)  # once: addFilter checks
+  if getattr(sys.unraisablehook, 'mutes_closed_loops', False):
+    return
+  previous = sys.unraisablehook
+
+  def hook(unraisable):
+    if not _loop_closed(unraisable):
+      previous(unraisable)
+
+  hook.mutes_closed_loops = True
+  sys.unraisablehook = hook
+
+
 def _step_reader(handler) -> ocp.Checkpointer:
   """Reads one step folder as CheckpointManager writes it (its one item, 'default')."""
+  _quiet_orbax()
   return ocp.Checkpointer(ocp.CompositeCheckpointHandler(default=handler))
 
 
@@ -133,6 +168,17 @@ def restore_newest_readable(directory: pathlib.Path, target, *, set_aside: bool 
   return target, None
 
 
+def _check_writable(directory: pathlib.Path):
+  """Make `directory` and a file in it, or refuse in one line: a read-only folder stops the
+  run before it trains, not at its first save."""
+  try:
+    directory.mkdir(parents=True, exist_ok=True)
+    tempfile.TemporaryFile(dir=directory).close()
+  except OSError as e:
+    raise UsageError(f'checkpoints cannot be written in {directory} ({e.strerror}): make it '
+                     'writable (or free space), or pass another --workdir') from None
+
+
 class Checkpoints:
   """Orbax CheckpointManager in <workdir>/checkpoints, for the run that trains there; saves
   are atomic (written to a temporary folder and renamed), so a kill mid-save leaves the last
@@ -146,6 +192,8 @@ class Checkpoints:
   def __init__(self, workdir: pathlib.Path, max_to_keep: int | None, *,
                folder='checkpoints', keep_period=0, best_metric='', best_mode='max'):
     self.directory = (pathlib.Path(workdir) / folder).absolute()
+    _check_writable(self.directory)
+    _quiet_orbax()
     self.manager = ocp.CheckpointManager(
         self.directory,
         item_handlers=ocp.StandardCheckpointHandler(),
@@ -174,6 +222,13 @@ class Checkpoints:
       if saved > step:
         self.manager.delete(saved)
 
-  def close(self):
-    self.manager.wait_until_finished()
-    self.manager.close()
+  def close(self, failing: bool = False):
+    """Wait for the save in flight and close. `failing`: the run already stops on an error,
+    which a failure of that save (its folder deleted, the disk full) must not hide; a save
+    that did not finish is never read (saves are renamed into place when complete)."""
+    try:
+      self.manager.wait_until_finished()
+      self.manager.close()
+    except Exception:
+      if not failing:
+        raise

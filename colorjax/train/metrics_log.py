@@ -1,13 +1,17 @@
 """metrics.jsonl (a row per training step) and eval_metrics.jsonl (a row per evaluation while
 training): append-only JSON lines, written by process 0, cut back on resume so they always
-describe the parameters that exist."""
+describe the parameters that exist. A full disk or a kill mid-append can leave the last line
+cut short: it is dropped, with a one-line notice, and cut from the file on resume."""
 
 import json
 import pathlib
+import sys
 
 import numpy as np
+from tqdm import tqdm
 
 from colorjax import distributed
+from colorjax.errors import UsageError
 
 TRAIN_FILE = 'metrics.jsonl'
 EVAL_FILE = 'eval_metrics.jsonl'
@@ -22,11 +26,11 @@ class MetricsLog:
     self.path = path if distributed.is_main() else None
     if self.path is None:
       return
-    kept = []
-    if path.exists():
-      kept = [line for line in path.read_text().splitlines()
-              if line and json.loads(line)['step'] < resume_step]
-    path.write_text(''.join(line + '\n' for line in kept))
+    if not path.exists():
+      path.touch()
+      return
+    rows, end = _parse(path)
+    _truncate(path, next((offset for offset, row in rows if row['step'] >= resume_step), end))
 
   def write(self, rows):
     if self.path is None:
@@ -36,12 +40,46 @@ class MetricsLog:
         f.write(json.dumps(row) + '\n')
 
 
+def _truncate(path: pathlib.Path, size: int):
+  """Cut a log to its first `size` bytes in place: unlike rewriting it, this needs no space
+  on a full disk. The last row kept ends with a newline, so appends start a line."""
+  with path.open('r+b') as f:
+    f.truncate(size)
+    f.seek(max(size - 1, 0))
+    if size and f.read(1) != b'\n':
+      f.write(b'\n')  # that row is whole, but its newline was never written
+
+
 def read_metrics(workdir, name=TRAIN_FILE) -> list[dict]:
   """The rows of a workdir's metrics.jsonl (or of EVAL_FILE: [] when it never evaluated)."""
   path = pathlib.Path(workdir) / name
   if name == EVAL_FILE and not path.exists():
     return []
-  return [json.loads(line) for line in path.read_text().splitlines() if line]
+  return [row for _, row in _parse(path)[0]]
+
+
+def _parse(path: pathlib.Path) -> tuple[list[tuple[int, dict]], int]:
+  """([(byte offset, row) of each line], the offset where whole lines end) of a JSON-lines
+  log. A last line that does not parse was cut short by a full disk or a kill mid-append: it
+  is dropped with a one-line notice. Only an append can be cut short, so any other bad line
+  is a UsageError."""
+  data = path.read_bytes()
+  lines = data.split(b'\n')
+  rows, offset = [], 0
+  for number, line in enumerate(lines, 1):
+    start, offset = offset, offset + len(line) + 1
+    if not line.strip():
+      continue
+    try:
+      rows.append((start, json.loads(line)))
+    except ValueError:
+      if any(rest.strip() for rest in lines[number:]):
+        raise UsageError(f'{path}, line {number}, is not JSON: it was edited or damaged; '
+                         'delete that line (or the file) and run again') from None
+      tqdm.write(f'notice: the last line of {path} was cut short (a full disk or a kill '
+                 'while it was written); it is dropped', file=sys.stderr)
+      return rows, start
+  return rows, len(data)
 
 
 def metric_rows(first_step, metrics, steps_per_call) -> list[dict]:

@@ -11,11 +11,11 @@ import jax
 import jax.numpy as jnp
 
 from colorjax import mesh
+from colorjax.configs import Loop
 from colorjax.data import pipeline, sources
 from colorjax.errors import UsageError
 from colorjax.eval import evaluator
 from colorjax.train import loop, optim, throughput, train_state
-from colorjax.configs import Loop
 
 
 def check_stage(stage, prefix=''):

@@ -5,9 +5,14 @@ The lock is a kernel file lock (fcntl.flock) on <workdir>/.lock, held for the li
 process, so it is released however the process ends, kill -9 included: a lock file left by
 a dead process is simply taken over. The file's text (host, pid, start time) is only for the
 message that refuses a second run.
+
+A workdir the run cannot use (a file, a system folder, a read-only folder, a damaged
+config.json, a folder deleted while training) is a UsageError naming the problem and the fix.
 """
 
+import contextlib
 import datetime
+import errno
 import fcntl
 import json
 import os
@@ -19,17 +24,52 @@ from colorjax.errors import UsageError
 from colorjax.train import checkpoint
 
 CONFIG_FILE = 'config.json'
+LOCK_FILE = '.lock'
 _held = {}  # workdir -> open file: the lock lasts as long as this process
+# Folders that are never a run's: the root and the top-level system folders themselves, and
+# anything inside the kernel's pseudo-filesystems.
+SYSTEM_FOLDERS = ('/', '/bin', '/boot', '/etc', '/lib', '/lib64', '/sbin', '/usr', '/var')
+PSEUDO_FILESYSTEMS = ('/proc', '/sys', '/dev')
+_READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def check_folder(workdir: pathlib.Path):
+  """Refuse, reading only, a workdir that is a file or a system folder: a run writes a lock,
+  config.json and checkpoints into it."""
+  workdir = pathlib.Path(workdir)
+  resolved = workdir.resolve()
+  if str(resolved) in SYSTEM_FOLDERS or any(
+      resolved.is_relative_to(folder) for folder in PSEUDO_FILESYSTEMS):
+    raise UsageError(f'--workdir={workdir} is a system folder ({resolved}), not a run folder: '
+                     'pass a folder of its own, e.g. --workdir=runs/NAME')
+  existing = next(p for p in (workdir, *workdir.parents) if p.exists())
+  if not existing.is_dir():
+    raise UsageError(f'--workdir={workdir}: {existing} is a file, not a folder; pass a folder')
+
+
+@contextlib.contextmanager
+def _writing(workdir: pathlib.Path):
+  """A workdir that cannot be written (read-only mount, no permission) as one line."""
+  try:
+    yield
+  except OSError as e:
+    if e.errno not in _READ_ONLY:
+      raise
+    raise UsageError(f'--workdir={workdir} cannot be written ({os.strerror(e.errno)}): a run '
+                     'writes its lock, config and checkpoints there; pass a writable folder '
+                     'or fix its permissions') from None
 
 
 def acquire(workdir: pathlib.Path):
   """Hold the workdir's lock, or refuse in one line naming the run that holds it."""
   workdir = pathlib.Path(workdir)
+  check_folder(workdir)
   key = workdir.resolve()
   if key in _held:
     return
-  workdir.mkdir(parents=True, exist_ok=True)
-  handle = open(workdir / '.lock', 'a+')
+  with _writing(workdir):
+    workdir.mkdir(parents=True, exist_ok=True)
+    handle = open(workdir / LOCK_FILE, 'a+')
   try:
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
   except BlockingIOError:
@@ -46,6 +86,22 @@ def acquire(workdir: pathlib.Path):
   _held[key] = handle
 
 
+def check_held(workdir: pathlib.Path):
+  """Refuse to go on in a workdir that was deleted or replaced since this process took it
+  (its lock file is gone or another): nothing the run writes would be kept."""
+  workdir = pathlib.Path(workdir)
+  handle = _held.get(workdir.resolve())
+  try:
+    same = handle is None or os.path.samestat(os.fstat(handle.fileno()),
+                                              os.stat(workdir / LOCK_FILE))
+  except FileNotFoundError:
+    same = False
+  if not workdir.is_dir() or not same:
+    raise UsageError(f'{workdir} was deleted or replaced while this run trained, so nothing '
+                     'more of it can be saved: run the same command again to start over there '
+                     '(or restore the folder from a backup first to resume)')
+
+
 def _describe(text: str) -> str:
   try:
     holder = json.loads(text)
@@ -57,7 +113,7 @@ def _describe(text: str) -> str:
 # Fields that only change what a finished run evaluates, how long it trains or which steps it
 # traces: a run may be resumed or re-evaluated with new values (any block's field of that name).
 MAY_CHANGE = ('num_steps', 'epochs', 'eval_batches', 'eval_batch_size', 'report_images',
-              'temperatures', 'temperature', 'profile_steps')
+              'temperatures', 'temperature', 'profile_steps', 'preempt_grace_s')
 
 
 def _leaves(tree: dict, prefix=''):
@@ -68,8 +124,25 @@ def _leaves(tree: dict, prefix=''):
       yield f'{prefix}{key}', value
 
 
+def read_config(workdir: pathlib.Path) -> dict:
+  """The config.json of the run in `workdir` as a dict; one line if it is damaged (a write
+  cut short, a hand edit) or unreadable."""
+  path = pathlib.Path(workdir) / CONFIG_FILE
+  try:
+    config = json.loads(path.read_text())
+  except (OSError, ValueError) as e:  # ValueError: JSON or UTF-8 cut short
+    problem = e.strerror if isinstance(e, OSError) else f'not valid JSON: {e}'
+  else:
+    if isinstance(config, dict):
+      return config
+    problem = 'not a JSON object'
+  raise UsageError(f'{path} is damaged ({problem}): delete it and run the training command of '
+                   'this run again, which rewrites it and resumes, or pass another --workdir')
+
+
 def check(workdir: pathlib.Path, config):
-  """Refuse, reading only, a workdir that is a file or holds a run made with another config.
+  """Refuse, reading only, a workdir that is a file, a system folder, or holds a run made with
+  another config (or a damaged config.json).
 
   Only a run that saved a checkpoint (in any of its networks' folders) binds the workdir: a
   command that failed before training (a typo in a value, say) leaves nothing that a
@@ -77,12 +150,11 @@ def check(workdir: pathlib.Path, config):
   newer colorjax added (absent from the saved config; their defaults keep the behaviour that
   run trained with); a field it dropped stops the resume with one line.
   """
-  if workdir.exists() and not workdir.is_dir():
-    raise UsageError(f'--workdir={workdir} is a file, not a folder: pass a folder')
+  check_folder(workdir)
   path = workdir / CONFIG_FILE
   trained = any(checkpoint.saved_steps(folder.parent) for folder in workdir.rglob('checkpoints'))
   if path.exists() and trained:
-    old = dict(_leaves(json.loads(path.read_text())))
+    old = dict(_leaves(read_config(workdir)))
     new = dict(_leaves(json.loads(config.to_json_best_effort())))
     differ = sorted(k for k in old  # a field absent from `old` was added since: its default
                     if k.rpartition('.')[2] not in MAY_CHANGE and old[k] != new.get(k))
@@ -104,7 +176,8 @@ def bind(workdir: pathlib.Path, config):
   path = workdir / CONFIG_FILE
   new = json.loads(config.to_json_best_effort())
   if distributed.is_main():  # every process checks (and stops with its error); one writes
-    workdir.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix('.tmp')
-    temporary.write_text(json.dumps(new, indent=2, sort_keys=True) + '\n')
-    temporary.replace(path)  # atomic: another process never reads half a file
+    with _writing(workdir):
+      workdir.mkdir(parents=True, exist_ok=True)
+      temporary = path.with_suffix('.tmp')
+      temporary.write_text(json.dumps(new, indent=2, sort_keys=True) + '\n')
+      temporary.replace(path)  # atomic: another process never reads half a file

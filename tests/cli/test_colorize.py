@@ -21,6 +21,7 @@ from colorjax.errors import UsageError
 from colorjax.families import norm_ablation as family
 from colorjax.programs import norm_ablation as ablation
 from colorjax.train import checkpoint, optim, workdirs
+from tests import commands
 
 
 @pytest.fixture(scope='module')
@@ -161,3 +162,35 @@ def test_output_names_skip_taken_stems(tmp_path):
   files = [tmp_path / 'a' / 'x.png', tmp_path / 'b' / 'x.png', tmp_path / 'c' / 'x.png']
   assert [p.name for p in colorize.output_names(files, tmp_path / 'out')] == [
       'x.png', 'x_png.png', 'x_2.png']
+
+
+def test_files_over_the_memory_budget_are_skipped_in_one_line_each(workdir, tmp_path, capsys,
+                                                                    monkeypatch):
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  PIL.Image.fromarray(skimage.data.chelsea()[:40, :40]).save(folder / 'fine.png')
+  PIL.Image.fromarray(np.zeros((600, 600, 3), np.uint8)).save(folder / 'large.png')
+  PIL.Image.fromarray(np.zeros((3, 100000, 3), np.uint8)).save(folder / 'strip.png')  # 1 KB
+  monkeypatch.setattr(images, 'MAX_PIXELS', 350_000)  # the strip is within it
+  resized = []
+  resize = images.resize_rgb
+  monkeypatch.setattr(images, 'resize_rgb', lambda rgb, size: resized.append(size) or
+                      resize(rgb, size))
+  out = tmp_path / 'out'
+  assert _colorize(workdir, folder, f'--out={out}') == 1
+  assert sorted(p.name for p in out.iterdir()) == ['fine.png']
+  assert all(max(size) <= images.MAX_WORKING_SIDE for size in resized)
+  errors = sorted(line for line in capsys.readouterr().err.splitlines()
+                  if not line.startswith('colorize:') and line.strip())  # progress bars
+  assert len(errors) == 2, errors
+  assert 'large.png: 600x600 pixels is over the' in errors[0] and 'MAX_PIXELS' in errors[0]
+  assert 'strip.png: its 3x100000 pixels would be seen at' in errors[1]
+
+
+def test_a_size_over_the_working_side_cap_is_a_usage_error(workdir, tmp_path, capsys):
+  commands.assert_one_line(*commands.run_in_process(
+      capsys, 'colorize', f'--workdir={workdir}', tmp_path, '--size=100000'),
+      f"'100000': each side must be 1 to {images.MAX_WORKING_SIDE} pixels")
+  commands.assert_one_line(*commands.run_in_process(
+      capsys, 'colorize', f'--workdir={workdir}', tmp_path, '--size=64x0'),
+      "'64x0': each side must be 1 to")

@@ -2,6 +2,7 @@
 baselines, with bootstrap intervals; the run's own report is never touched."""
 
 import json
+import pathlib
 
 import numpy as np
 import PIL.Image
@@ -12,6 +13,9 @@ import skimage.metrics
 
 from colorjax.cli import colorize, evaluate as cli_evaluate
 from colorjax.data import images
+from colorjax.errors import UsageError
+from colorjax.eval import photos
+from tests import commands
 
 
 @pytest.mark.slow
@@ -47,3 +51,54 @@ def test_evaluate_scores_what_colorize_writes_with_baselines(zhang_run, tmp_path
   report = (tmp_path / 'eval' / 'evaluation.md').read_text()
   assert '| model |' in report and '| gray |' in report and '[' in report
   assert (tmp_path / 'eval' / 'evaluation.png').stat().st_size > 0
+
+
+def _photos(folder, **photos):
+  folder.mkdir()
+  for name, pixels in photos.items():
+    PIL.Image.fromarray(pixels).save(folder / f'{name}.png')
+  return folder
+
+
+def test_gray_photos_are_left_out_and_none_with_colour_is_refused(zhang_run, tmp_path, capsys,
+                                                                   monkeypatch):
+  root, _, _ = zhang_run
+  monkeypatch.setattr(photos, 'training_mean_ab', lambda config, workdir: None)  # not tested
+  gray = skimage.data.camera()[:40, :60]
+  folder = _photos(tmp_path / 'gray', camera=gray, camera_rgb=np.stack([gray] * 3, -1))
+  with pytest.raises(UsageError, match='2 gray photo.* and none with colour: pass colour'):
+    cli_evaluate.main([f'--workdir={root}', str(folder), f'--out={tmp_path / "eval"}'])
+  folder = _photos(tmp_path / 'mixed', camera=gray,
+                   chelsea=images.resize_rgb(skimage.data.chelsea(), (40, 60)),
+                   strip=np.full((3, 100000, 3), (200, 30, 30), np.uint8))  # over the budget
+  assert cli_evaluate.main([f'--workdir={root}', str(folder), f'--out={tmp_path / "eval"}',
+                            '--bootstrap=100']) == 0
+  errors = capsys.readouterr().err
+  assert 'left out 1 gray photo(s)' in errors and 'camera.png' in errors
+  assert 'strip.png: its 3x100000 pixels would be seen at' in errors
+  result = json.loads((tmp_path / 'eval' / 'evaluation.json').read_text())
+  assert [pathlib.Path(name).name for name in result['photos']] == ['chelsea.png']
+  assert result['metrics']['gray']['psnr']['value'] < 60  # not the capped 100 dB of a gray photo
+
+
+@pytest.mark.parametrize('bootstrap, message', [
+    ('1000000000', '--bootstrap=1000000000: use 100 to 10000 resamples'),
+    ('1e9', "invalid int value: '1e9'"),
+])
+def test_bootstrap_is_bounded_before_anything_runs(tmp_path, capsys, bootstrap, message):
+  commands.assert_one_line(*commands.run_in_process(
+      capsys, 'evaluate', f'--workdir={tmp_path}', tmp_path, f'--bootstrap={bootstrap}'),
+      message)
+
+
+@pytest.mark.parametrize('source, message', [
+    ('folder:/no/such/folder', 'pass --source=folder:PATH'),
+    ('npz:/no/such.npz', 'pass --source=npz:PATH'),
+    ('folder:$COLORJAX_TEST_UNSET', 'or pass --source=folder:PATH'),
+])
+def test_source_mistakes_name_the_source_flag(zhang_run, capsys, monkeypatch, source, message):
+  monkeypatch.delenv('COLORJAX_TEST_UNSET', raising=False)
+  code, stderr = commands.run_in_process(capsys, 'evaluate', f'--workdir={zhang_run[0]}',
+                                         f'--source={source}')
+  commands.assert_one_line(code, stderr, message)
+  assert '--config.' not in stderr

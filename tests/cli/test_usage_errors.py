@@ -2,11 +2,15 @@
 unknown names, bad values, unusable data, and the mistakes of colorize. Run in this process
 through the command line's own entry point (cli.main.run)."""
 
+import errno
+import os
+
 import numpy as np
 import PIL.Image
 import pytest
 import skimage.data
 
+from colorjax.train import workdirs
 from tests import commands
 
 
@@ -18,6 +22,9 @@ def _bad_files(tmp_path):
   only_train = tmp_path / 'photos'
   only_train.mkdir()
   PIL.Image.fromarray(skimage.data.chelsea()[:64, :64]).save(only_train / 'cat.png')
+  damaged = tmp_path / 'damaged'  # a trained run whose config.json a full disk cut short
+  (damaged / 'checkpoints' / '5').mkdir(parents=True)
+  (damaged / 'config.json').write_text('{"program": "zhang", "wid')
 
 
 ZHANG = ['--experiment=zhang_softmax:smoke']
@@ -32,6 +39,7 @@ MISTAKES = [
     (ABLATION + ['--config.image_scale=1e6'], 'image_scale=1000000.0 must'),
     (ABLATION + ['--config.steps_per_call=0'], 'steps_per_call=0 must be'),
     (ABLATION + ['--workdir={tmp}/a_file'], 'is a file, not a folder'),
+    (ABLATION + ['--workdir={tmp}/a_file/run'], 'a_file is a file, not a folder'),
     (ABLATION + ['--config.program=train'], "'train' names no program"),
     (['--frobnicate'], "unrecognized argument '--frobnicate'"),
     (ZHANG + ['--config.data.batch_size=0'], 'data.batch_size=0 must be a positive multiple'),
@@ -63,6 +71,34 @@ MISTAKES = [
     (['colorize', '--workdir=runs/x'], 'the following arguments are required: PATH'),
     (['colorize', '--workdir={tmp}', '{tmp}/photos/cat.png', '--temperature=nan'],
      "argument --temperature: 'nan' is not a positive number"),
+    # Workdirs that cannot hold a run.
+    (ZHANG + ['--workdir={tmp}/damaged'], 'config.json is damaged (not valid JSON'),
+    (['colorize', '--workdir={tmp}/damaged', '{tmp}/photos/cat.png'], 'config.json is damaged'),
+    (['evaluate', '--workdir={tmp}/damaged', '{tmp}/photos'], 'config.json is damaged'),
+    (ABLATION + ['--workdir=/'], '--workdir=/ is a system folder'),
+    (ABLATION + ['--workdir=/proc/x'], '--workdir=/proc/x is a system folder'),
+    (ABLATION + ['--workdir=/dev/../sys/kernel'], 'is a system folder (/sys/kernel)'),
+    (['import_weights', '{tmp}/no.pth', '--workdir={tmp}/a_file'], 'is a file, not a folder'),
+    # Numbers no run can mean: one table for every program (configs.check_values).
+    (ZHANG + ['--config.width=0'], 'width=0.0 must be in (0, 4]'),
+    (ZHANG + ['--config.width=1e9'], 'width=1000000000.0 must be in (0, 4]'),
+    (ZHANG + ['--config.optimizer.learning_rate=-1'], 'optimizer.learning_rate=-1.0 must be > 0'),
+    (ZHANG + ['--config.optimizer.learning_rate=inf'], 'learning_rate=inf must be > 0'),
+    (ZHANG + ['--config.optimizer.weight_decay=-0.1'], 'weight_decay=-0.1 must be >= 0'),
+    (ZHANG + ['--config.optimizer.b2=1'], 'optimizer.b2=1.0 must be in [0, 1)'),
+    (ZHANG + ['--config.data.seed=-1'], 'data.seed=-1 must be >= 0'),
+    (ZHANG + ['--config.rebalance_mix=nan'], 'rebalance_mix=nan must be in [0, 1]'),
+    (ZHANG + ['--config.prior_batches=0'], 'prior_batches=0 must be >= 1'),
+    (ABLATION + ['--config.seeds=0,0'], '--config.seeds repeats 0: name each once'),
+    (ABLATION + ['--config.schemes=unit,unit'], '--config.schemes repeats unit'),
+    (ABLATION + ['--config.channels=0'], 'channels=0 must be in [1, 1024]'),
+    (ABLATION + ['--config.optimizer.name=adamm'], "unknown optimizer 'adamm'"),
+    (['--experiment=yuv_gan:smoke', '--config.generator_optimizer.b1=-0.5'],
+     'generator_optimizer.b1=-0.5 must be in [0, 1)'),
+    (['--experiment=yuv_gan:smoke', '--config.l1_weight=-1'], 'l1_weight=-1.0 must be >= 0'),
+    (['--experiment=unet_portrait:smoke', '--config.dropout=1'], 'dropout=1.0 must be in [0, 1)'),
+    (['--experiment=flowers_resnet:smoke', '--config.colorizer.optimizer.momentum=1.5'],
+     'colorizer.optimizer.momentum=1.5 must be in [0, 1)'),
 ]
 
 
@@ -75,6 +111,18 @@ def test_a_mistake_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, m
     args.append(f'--workdir={tmp_path / "w"}')
   commands.assert_one_line(*commands.run_in_process(capsys, *args), message)
   assert not list(tmp_path.glob('w/checkpoints/*'))
+
+
+@pytest.mark.parametrize('error', [errno.EROFS, errno.EACCES])
+def test_a_read_only_workdir_is_one_line(tmp_path, monkeypatch, capsys, error):
+  """A read-only mount (EROFS) or a folder without write permission (EACCES), injected at the
+  lock's creation: the tests run as root, whom chmod does not stop."""
+  def read_only(path, *args, **kwargs):
+    raise OSError(error, os.strerror(error), str(path))
+
+  monkeypatch.setattr(workdirs, 'open', read_only, raising=False)
+  commands.assert_one_line(*commands.run_in_process(
+      capsys, *ABLATION, f'--workdir={tmp_path}'), f'cannot be written ({os.strerror(error)})')
 
 
 def test_a_variant_that_adds_a_field_is_a_typo(tmp_path, capsys):

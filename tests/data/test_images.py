@@ -1,9 +1,13 @@
 """Loading one image from the bundled samples or from files the test writes."""
 
 import io
+import struct
+import warnings
+import zlib
 
 import numpy as np
 import PIL.Image
+import PIL.ImageFile
 import PIL.ImageOps
 import pytest
 import skimage.data
@@ -98,3 +102,92 @@ def test_exif_orientation_turns_a_phone_photo_upright(tmp_path):
   assert upright.shape == (60, 40, 3)
   error = lambda turned: np.abs(upright.astype(float) - turned).mean()
   assert error(np.rot90(stored, -1)) < 5 < error(np.rot90(stored, 1))  # JPEG: not exact
+
+
+def _png_header(height: int, width: int) -> bytes:
+  """A PNG that declares height x width RGB pixels and holds none: a decompression bomb's
+  header, a few dozen bytes."""
+  chunk = lambda kind, data: (struct.pack('>I', len(data)) + kind + data
+                              + struct.pack('>I', zlib.crc32(kind + data)))
+  header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+  return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(b''))
+          + chunk(b'IEND', b''))
+
+
+def _count_decodes(monkeypatch) -> list:
+  """A list that grows by one at each decode by Pillow or simplejpeg."""
+  decoded = []
+  spy = lambda decode: lambda *args, **kwargs: decoded.append(1) or decode(*args, **kwargs)
+  monkeypatch.setattr(PIL.ImageFile.ImageFile, 'load', spy(PIL.ImageFile.ImageFile.load))
+  if images._simplejpeg():
+    simplejpeg = images._simplejpeg()
+    monkeypatch.setattr(simplejpeg, 'decode_jpeg', spy(simplejpeg.decode_jpeg))
+  return decoded
+
+
+def test_photos_over_the_pixel_budget_are_refused_before_decoding(tmp_path, monkeypatch):
+  photo = PIL.Image.fromarray(skimage.data.chelsea()[:60, :80])
+  photo.save(tmp_path / 'photo.png')
+  jpeg = _jpeg(photo)
+  decoded = _count_decodes(monkeypatch)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')  # Pillow's own decompression-bomb warning is not shown
+    for height, width in ((8000, 8000), (10000, 10000), (30000, 30000)):  # the last: Pillow's
+      with pytest.raises(images.TooLarge, match='megapixel budget'):
+        images.read_rgb(_png_header(height, width))
+  monkeypatch.setattr(images, 'MAX_PIXELS', 60 * 80 - 1)
+  for data in ((tmp_path / 'photo.png').read_bytes(), jpeg):
+    with pytest.raises(images.TooLarge, match='60x80 pixels'):
+      images.read_rgb(data)
+  assert not decoded
+  assert images.read_rgb(jpeg, short_side=30).shape == (30, 40, 3)  # decoded at 1/2: within
+
+
+def test_arrays_in_the_documented_conventions_become_uint8_rgb():
+  rgb = skimage.data.chelsea()[:20, :30]
+  same = {'uint16': rgb.astype(np.uint16) * 257, 'float': rgb / 255.0,
+          'float32': (rgb / 255.0).astype(np.float32),
+          'rgba': np.concatenate([rgb, np.zeros((20, 30, 1), np.uint8)], -1)}
+  for name, image in same.items():
+    np.testing.assert_array_equal(images.to_rgb_uint8(image), rgb, err_msg=name)
+  gray = rgb[..., 0]
+  for image in (gray, gray[..., None], np.stack([gray, gray], -1)):  # gray, gray + alpha
+    np.testing.assert_array_equal(images.to_rgb_uint8(image), np.stack([gray] * 3, -1))
+
+
+@pytest.mark.parametrize('image, error, message', [
+    (np.full((4, 4, 3), 200.0), ValueError, 'divide a 0-255 image by 255'),
+    (np.linspace(-1, 1, 48).reshape(4, 4, 3), ValueError, r'\(image \+ 1\) / 2'),
+    (np.full((4, 4), np.nan), ValueError, 'finite'),
+    (np.full((4, 4, 3), 4000, np.int16), TypeError, 'dtype int16.*uint16'),
+    (np.zeros((4, 4, 3), bool), TypeError, 'dtype bool'),
+    ('photo.png', TypeError, 'dtype <U9'),
+    (np.zeros((0, 0, 3), np.uint8), ValueError, 'has no pixels'),
+    (np.zeros((4, 4, 5), np.uint8), ValueError, r'\(H, W, C\) with C = 1'),
+    (np.zeros(5, np.uint8), ValueError, r'shape \(5,\) is not an image'),
+])
+def test_arrays_outside_the_conventions_are_refused_with_the_fix(image, error, message):
+  with pytest.raises(error, match=message):
+    images.to_rgb_uint8(image)
+
+
+def test_an_array_over_the_budget_is_refused(monkeypatch):
+  monkeypatch.setattr(images, 'MAX_PIXELS', 99)
+  images.to_rgb_uint8(np.zeros((9, 11), np.uint8))
+  with pytest.raises(images.TooLarge, match='10x10 pixels'):
+    images.to_rgb_uint8(np.zeros((10, 10), np.uint8))
+
+
+def test_working_sizes_are_checked():
+  for size in (None, 1, 256, np.int64(64), (256, 384), [32, 48]):
+    images.check_working_size(size)
+  assert images.check_working_size([32, 48]) == (32, 48)
+  for size in ('abc', 2.5, True, (256,), (1, 2, 3), ('a', 'b')):
+    with pytest.raises(TypeError, match='a short side N or'):
+      images.check_working_size(size)
+  for size in (-5, 0, (0, 0), (64, -1), images.MAX_WORKING_SIDE + 1):
+    with pytest.raises(ValueError, match=f'1 to {images.MAX_WORKING_SIDE} pixels'):
+      images.check_working_size(size)
+  images.check_working_side((256, images.MAX_WORKING_SIDE), (3, 8))
+  with pytest.raises(images.TooLarge, match='3x100000 pixels would be seen at 256x8533336'):
+    images.check_working_side((256, 8533336), (3, 100000))

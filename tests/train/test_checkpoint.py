@@ -2,10 +2,12 @@
 damaged one), a reader gets a whole checkpoint while the run training there prunes steps,
 and a partial read returns just the variables prediction needs."""
 
+import errno
 import itertools
 import os
 import pathlib
 import shutil
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -89,6 +91,18 @@ def test_damaged_files_are_recognized_as_such(tmp_path, damage):
   assert checkpoint.is_damaged(error.value)
 
 
+def test_a_read_only_checkpoint_folder_is_refused_before_training(tmp_path, monkeypatch):
+  def read_only(*args, **kwargs):
+    raise OSError(errno.EROFS, 'Read-only file system')
+
+  monkeypatch.setattr(tempfile, 'TemporaryFile', read_only)
+  calls = []
+  with pytest.raises(UsageError, match=r'checkpoints cannot be written in .*checkpoints '
+                                       r'\(Read-only file system\): make it writable'):
+    tiny_run.fit(tmp_path, Loop(2, checkpoint_every=2, log_every=1), calls=calls)
+  assert calls == []
+
+
 def test_a_partial_read_returns_only_what_prediction_needs(tmp_path):
   """A TrainState's params and batch statistics, equal to the saved ones, without its
   optimizer state."""
@@ -102,9 +116,8 @@ def test_a_partial_read_returns_only_what_prediction_needs(tmp_path):
 
 
 # A read that Orbax aborts (its files deleted under it) leaves a callback scheduled on an
-# event loop it has closed; Python reports that callback's error as unraisable.
-@pytest.mark.filterwarnings(
-    'ignore:(?s).*Event loop is closed:pytest.PytestUnraisableExceptionWarning')
+# event loop it has closed: its error ('Event loop is closed', printed as unraisable) is muted.
+@pytest.mark.filterwarnings('error::pytest.PytestUnraisableExceptionWarning')
 def test_a_reader_skips_a_step_deleted_at_any_moment_of_the_read(tmp_path, monkeypatch, capsys):
   """A run training in the folder deletes its oldest step (max_to_keep) at any moment. Here
   step 6 vanishes at the n-th time Python stats it, for every n up to the end of the read:

@@ -3,6 +3,7 @@ best and milestone checkpoints, and the loop's one-line mistakes."""
 
 import dataclasses
 import logging
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ from colorjax import configs, mesh
 from colorjax.configs import Loop
 from colorjax.data import pipeline, sources
 from colorjax.errors import UsageError
-from colorjax.train import checkpoint, loop, metrics_log, throughput, train_state
+from colorjax.train import checkpoint, loop, metrics_log, throughput, train_state, workdirs
 from tests.train import tiny_run
 from tests.train.tiny_run import LOSS, MODEL, TX, Killed
 
@@ -66,6 +67,21 @@ def test_nan_loss_stops_the_run_and_the_last_checkpoint_restores(tmp_path):
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored.params))
   for a, b in zip(jax.tree.leaves(clean.params), jax.tree.leaves(restored.params)):
     assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_workdir_deleted_while_training_stops_the_run_with_one_line(tmp_path):
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  workdirs.acquire(workdir)
+
+  def advance(state, k):
+    if k == 4:
+      shutil.rmtree(workdir)
+    return tiny_run.STEP(state, tiny_run.batch(k))
+
+  with pytest.raises(UsageError, match='was deleted or replaced while this run trained'):
+    loop.fit(workdir, tiny_run.fresh_state(), advance, Loop(9, checkpoint_every=9, log_every=1))
+  assert not workdir.exists()  # the check comes before any write that would re-create it
 
 
 def test_schedule_must_align_with_steps_per_call(tmp_path):
@@ -177,6 +193,7 @@ def test_a_resumed_run_drops_the_best_checkpoints_past_its_checkpoint(tmp_path):
     ({'keep_period': 3}, 'keep_period=3 must be 0 (off) or a multiple of checkpoint_every=2'),
     ({'eval_every': 0}, 'best_metric=score needs evaluations'),
     ({'profile_steps': (5, 9)}, 'profile_steps=(5, 9)'),
+    ({'preempt_grace_s': 0}, 'preempt_grace_s=0 must be in (0, 3600] seconds'),
     ({'best_metric': 'psnr'}, 'best_metric=psnr is not a metric of this evaluation'),
 ])
 def test_loop_mistakes_are_usage_errors(tmp_path, options, message):
