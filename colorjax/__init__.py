@@ -11,10 +11,11 @@ For notebooks:
 """
 
 
-def load(workdir, network=None, temperature=None, samples=None, seed=0, size=None):
+def load(workdir, network=None, temperature=None, samples=None, seed=0, size=None,
+         pipeline='default'):
   """A trained run as an inference.Colorizer (see colorjax/inference.py's load)."""
   from colorjax import inference
-  return inference.load(workdir, network, temperature, samples, seed, size)
+  return inference.load(workdir, network, temperature, samples, seed, size, pipeline)
 
 
 __all__ = ['load']

@@ -190,11 +190,13 @@ def schedule(config, *, num_steps=0, epochs=None, eval_batches=100, report_image
   Loop (its defaults, `loop` changing any; steps_per_call is a program's own) and the
   evaluation's. `epochs` (> 0), for programs that count in epochs, overrides `num_steps`.
   eval_every > 0 evaluates the state on `eval_every_batches` eval batches every that many
-  steps; the final evaluation scores `eval_batches` batches and shows `report_images` images."""
+  steps; the final evaluation scores `eval_batches` batches and shows `report_images` images.
+  `init_from` ('' = fresh weights) is the workdir of a run whose network this one starts from
+  (train/init_from.py: fine-tuning)."""
   fields = dataclasses.asdict(Loop(num_steps=num_steps, **loop))
   del fields['steps_per_call']
   config.update(fields, eval_batches=eval_batches, report_images=report_images,
-                eval_every_batches=eval_every_batches)
+                eval_every_batches=eval_every_batches, init_from='')
   if epochs is not None:
     config.epochs = epochs
   return config

@@ -9,6 +9,7 @@ the image and joined with the image's own L (color.colorized_uint8), so the outp
 input's size, sharpness and lightness. Nothing here imports a training program.
 """
 
+import concurrent.futures
 import dataclasses
 import numbers
 import os
@@ -20,13 +21,14 @@ import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from colorjax import color, families, mesh, xla_cpu
+from colorjax import color, families, hints as user_hints, mesh, published, xla_cpu
 from colorjax.data import images
 from colorjax.errors import UsageError
 from colorjax.families.spec import DEFAULT_TEMPERATURE, NetworkSpec, Options, sample_keys
 from colorjax.train import checkpoint, workdirs
 
 SAMPLING_OPTIONS = {'temperature': 'the Zhang softmax head', 'samples': 'the GAN'}
+PIPELINES = ('default', 'published')
 
 
 def run_config(workdir: pathlib.Path, options: Options):
@@ -48,7 +50,12 @@ def load_network(workdir: pathlib.Path, options: Options) -> tuple[NetworkSpec, 
   for field, who in SAMPLING_OPTIONS.items():
     if getattr(options, field) is not None and field not in spec.uses:
       raise UsageError(f'--{field} does not apply to a {config.program} run ({who} takes it)')
-  saved, _ = _restore(spec)
+  if options.pipeline == 'published' and 'pipeline' not in spec.uses:
+    raise UsageError(f'--pipeline=published does not apply to a {config.program} run (it is '
+                     "the demo of Zhang et al.'s networks); leave --pipeline out")
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    pool.submit(xla_cpu.options)  # its probes compile while the checkpoint is read
+    saved, _ = _restore(spec)
   return spec, spec.variables(saved)
 
 
@@ -73,6 +80,11 @@ def _restore(spec: NetworkSpec, attempts: int = 5):
 
 
 @jax.jit
+def _lightness(rgb_uint8):
+  return color.lab_from_uint8(rgb_uint8)[..., :1]
+
+
+@jax.jit
 def colorized(rgb_uint8, ab_small):
   """An image's uint8 (H, W, 3) and its predicted ab (S, h, w, 2) -> S colorized uint8 (H, W,
   3) with the image's own L."""
@@ -85,7 +97,11 @@ class Colorizer:
   """A trained network, ready to colour images (the public API: colorjax.load)."""
 
   def __init__(self, spec: NetworkSpec, variables, options: Options = Options(), size=None):
+    if options.pipeline == 'published' and size is not None:
+      raise UsageError('--size does not apply to --pipeline=published: the demo squashes every '
+                       'photo to 256x256')
     self.spec, self.options, self.size = spec, options, size
+    self.published = options.pipeline == 'published'
     self.samples = options.samples or 1
     data_mesh = mesh.data_mesh()
     replicated, split = NamedSharding(data_mesh, P()), NamedSharding(data_mesh, P('data'))
@@ -96,14 +112,21 @@ class Colorizer:
   def working_size(self, height: int, width: int) -> tuple[int, int]:
     """The resolution a (height, width) photo is colorized at (NetworkSpec.working_size);
     images.TooLarge over the budget."""
+    if self.published:
+      return published.SIZE
     size = self.spec.working_size(height, width, self.size)
     images.check_working_side(size, (height, width))
     return size
 
   def lightness_at_working_size(self, rgb_uint8) -> jax.Array:
     """L (1, h, w, 1) of an image resized to its working size: what the network sees."""
-    small = images.resize_rgb(rgb_uint8, self.working_size(*rgb_uint8.shape[:2]))
-    return color.lab_from_uint8(jnp.asarray(small[None]))[..., :1]
+    resize = published.resize_rgb if self.published else images.resize_rgb
+    return _lightness(resize(rgb_uint8, self.working_size(*rgb_uint8.shape[:2]))[None])
+
+  def colorized(self, rgb_uint8, ab_small) -> jax.Array:
+    """An image's uint8 (H, W, 3) and its predicted ab (S, h, w, 2) -> S colorized uint8
+    (H, W, 3), by the chosen pipeline."""
+    return (published.colorized if self.published else colorized)(rgb_uint8, ab_small)
 
   def _predict_l(self, variables, l_nhw1, indices):
     keys = sample_keys(self.options.seed, indices, self.samples)
@@ -147,27 +170,55 @@ class Colorizer:
     images.check_working_side(size, size)
     return lightness.astype(np.float32)
 
-  def __call__(self, image) -> np.ndarray:
+  def network_input(self, rgb_uint8, hints=()) -> jax.Array:
+    """What the network sees of an image: its L at the working size (1, h, w, 1), and for a
+    network that takes hints, the image's parsed `hints` (colorjax/hints.py) as 3 more
+    channels, ab and mask (none: zeros, automatic colorization)."""
+    lightness = self.lightness_at_working_size(rgb_uint8)
+    if not self.spec.hints:
+      if hints:
+        raise ValueError('hints apply to a network that takes them (an imported siggraph17 '
+                         'run), not this one')
+      return lightness
+    planes = user_hints.planes(hints, rgb_uint8.shape[:2], lightness.shape[1:3])
+    return jnp.concatenate([lightness, jnp.asarray(planes)[None]], -1)
+
+  def __call__(self, image, hints=None) -> np.ndarray:
     """An image as images.to_rgb_uint8 takes it (uint8, uint16 or float in [0, 1]; gray,
     RGB or RGBA), or an image file's path -> the colorized uint8 (H, W, 3) that `run.py
-    colorize` writes ((S, H, W, 3) when samples is given)."""
+    colorize` writes ((S, H, W, 3) when samples is given). `hints`: the user's colours for
+    a siggraph17 run, a list of {"y", "x", "rgb" or "ab", "size"} (colorjax/hints.py)."""
     rgb = (images.read_rgb(image) if isinstance(image, (str, os.PathLike))
            else images.to_rgb_uint8(image))
-    ab = self.predict_ab_batch(self.lightness_at_working_size(rgb), [0])[:, 0]
-    outputs = np.asarray(colorized(rgb, ab))
+    parsed = () if hints is None else user_hints.parse(hints)
+    ab = self.predict_ab_batch(self.network_input(rgb, parsed), [0])[:, 0]
+    outputs = np.asarray(self.colorized(rgb, ab))
     return outputs if self.options.samples else outputs[0]
 
 
+def cache_compiled_programs():
+  """For run.py colorize and evaluate: keep XLA's compiled programs on disk, so that a later
+  run at a working size seen before does not compile again (about 1 s of a one-photo run on 2
+  cores). It sets a process-wide JAX option, so colorjax.load leaves it to the notebook; a
+  folder the user chose (JAX_COMPILATION_CACHE_DIR) is kept."""
+  if jax.config.jax_compilation_cache_dir is None:
+    home = pathlib.Path(os.environ.get('XDG_CACHE_HOME') or pathlib.Path.home() / '.cache')
+    jax.config.update('jax_compilation_cache_dir', str(home / 'colorjax' / 'xla'))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
+
+
 def load(workdir, network: str | None = None, temperature: float | None = None,
-         samples: int | None = None, seed: int = 0, size=None) -> Colorizer:
+         samples: int | None = None, seed: int = 0, size=None,
+         pipeline: str = 'default') -> Colorizer:
   """A trained run's network as a Colorizer: `workdir` is runs/<experiment>[/<variant>];
   `network` picks one where a run holds several (a U-Net task, a flowers colorizer, an
   ablation scheme); `temperature` is the softmax head's annealed-mean T; `samples` and
   `seed` draw several colorizations from the GAN; `size` is the resolution photos are
   colorized at: a short side (int) or (h, w), rounded to the network's stride (default: the
-  family's, NetworkSpec.working_size). Each argument is checked here, as run.py colorize
-  checks its flags: a TypeError or ValueError names what it takes."""
-  options = Options(network, temperature, samples, seed)
+  family's, NetworkSpec.working_size); `pipeline` 'published' is the authors' demo
+  (colorjax/published.py) for Zhang et al.'s networks. Each argument is checked here, as
+  run.py colorize checks its flags: a TypeError or ValueError names what it takes."""
+  options = Options(network, temperature, samples, seed, pipeline)
   _check_options(options)
   size = images.check_working_size(size)
   return Colorizer(*load_network(pathlib.Path(workdir), options), options, size)
@@ -182,6 +233,8 @@ def _check_options(options: Options):
   if options.temperature is not None and not 0 < options.temperature < float('inf'):
     raise ValueError(f'temperature={options.temperature!r}: the annealed-mean T must be '
                      f'finite and > 0 (default {DEFAULT_TEMPERATURE}; 1 for eccv16)')
+  if options.pipeline not in PIPELINES:
+    raise ValueError(f"pipeline={options.pipeline!r}: pass one of {', '.join(PIPELINES)}")
   if options.samples is not None and options.samples < 1:
     raise ValueError(f'samples={options.samples!r} must be at least 1')
 

@@ -1,51 +1,99 @@
-"""The released Zhang et al. network as a colorjax run (`run.py import_weights`):
+"""The released Zhang et al. networks as colorjax runs (`run.py import_weights`):
 
   python run.py import_weights colorization_release_v2-9b330a0b.pth --workdir=runs/eccv16
+  python run.py import_weights siggraph17-df00044c.pth --workdir=runs/siggraph17
 
-The "eccv16" PyTorch state_dict (richzhang/colorization) becomes a workdir like any trained
-zhang_softmax run: config.json, an Orbax checkpoint at step 0 and the network's bins
-(bins.npy, read from `model_out.weight` x 110), which `run.py colorize`, colorjax.load and
-`run.py evaluate` use, and which training can continue from (fine-tuning).
+Which of the two a file is, its state_dict's keys say: eccv16 (Colorful Image Colorization,
+2016) has a 4-D `model_out.weight`, siggraph17 (Real-Time User-Guided Image Colorization,
+2017) a `model8up` transposed conv. Either becomes a workdir that `run.py colorize`,
+colorjax.load and `run.py evaluate` use: config.json and an Orbax checkpoint at step 0.
+eccv16 is a zhang_softmax run with the network's own bins (bins.npy, read from
+`model_out.weight` x 110), which training can continue from (fine-tuning); siggraph17 is a
+run of the siggraph17 family (families/siggraph17.py; colorjax does not train it), whose
+unused model_class head (529 classes) is accepted and left out.
 
-Layer for layer: PyTorch convs are OIHW, Flax's HWIO; the transposed conv's kernel is
+Layer for layer: PyTorch convs are OIHW, Flax's HWIO; a transposed conv's kernel is
 IOHW and is flipped in space, because lax.conv_transpose does not flip it; the first conv
-sees (L - 50) / 100 there and L - 50 here, so its kernel is divided by 100; BatchNorm's
-running statistics become batch_stats. The published forward decodes with a plain softmax
-(the mean of the bins' ab under it, `model_out`): the imported run's `temperature` is 1, and
-`--temperature=T` anneals those logits as for any softmax run.
+sees (L - 50) / 100 (and siggraph17's hint ab / 110) there, L - 50 (and ab) here, so its
+kernel is divided by those scales; BatchNorm's running statistics become batch_stats. The
+published eccv16 forward decodes with a plain softmax (the mean of the bins' ab under it,
+`model_out`): the imported run's `temperature` is 1, and `--temperature=T` anneals those
+logits as for any softmax run.
 
 Reading the file needs PyTorch (`pip install -e .[torch]`), imported by this command only,
 with `weights_only=True`: the file's pickle can build tensors and nothing else.
 """
 
+import dataclasses
 import pathlib
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+import optax
 
 from colorjax import configs, optional
 from colorjax.errors import UsageError
+from colorjax.models.siggraph17 import DECODER, SiggraphNet
 from colorjax.models.zhang import BLOCKS, ZhangNet
 from colorjax.train import checkpoint, optim, workdirs
 from colorjax.train.train_state import TrainState
 
 BINS_FILE = 'bins.npy'
-AB_SCALE = 110.0  # the released network's ab unit: its model_out weights are bins / 110
-L_SCALE = 100.0   # ... and its input is (L - 50) / 100
+AB_SCALE = 110.0  # the released networks' ab unit: eccv16's model_out weights are bins / 110
+L_SCALE = 100.0   # ... and their L input is (L - 50) / 100
 
 
-def _torch_names():
-  """colorjax parameter path -> eccv16 state_dict prefix, in the network's order."""
+@dataclasses.dataclass(frozen=True)
+class Release:
+  """One released network's state_dict: how its keys name colorjax's layers."""
+  name: str
+  file: str                # the published file
+  marker: str              # a key that this network's state_dict alone holds
+  names: dict              # colorjax parameter path -> state_dict prefix, in the network's order
+  transposed: frozenset    # the paths of its transposed convs
+  input_scale: tuple       # the published first conv's inputs are colorjax's divided by these
+
+
+def _stack_names(path: str, prefix: str, convs: int, first: int = 0) -> dict:
+  """A ConvStack's parameter paths -> indices of its nn.Sequential (conv, ReLU, ...,
+  BatchNorm), which starts with `first` other layers (siggraph17's decoder: a ReLU)."""
+  names = {f'{path}/Conv_{i}': f'{prefix}.{first + 2 * i}' for i in range(convs)}
+  names[f'{path}/BatchNorm_0'] = f'{prefix}.{first + 2 * convs}'
+  return names
+
+
+def _eccv16() -> Release:
   names = {}
   for block, (_, convs, _, _) in enumerate(BLOCKS):
-    for i in range(convs):
-      names[f'ConvStack_{block}/Conv_{i}'] = f'model{block + 1}.{2 * i}'
-    names[f'ConvStack_{block}/BatchNorm_0'] = f'model{block + 1}.{2 * convs}'
+    names |= _stack_names(f'ConvStack_{block}', f'model{block + 1}', convs)
   names['ConvTranspose_0'] = 'model8.0'
   for i in range(3):
     names[f'Conv_{i}'] = f'model8.{2 * (i + 1)}'
-  return names
+  return Release('eccv16', 'colorization_release_v2-9b330a0b.pth', 'model_out.weight', names,
+                 frozenset({'ConvTranspose_0'}), (L_SCALE,))
+
+
+def _siggraph17() -> Release:
+  names = {}
+  for block, (_, convs, _, _) in enumerate(BLOCKS, 1):
+    names |= _stack_names(f'model{block}', f'model{block}', convs)
+  for block, _, convs, source in DECODER:
+    names[f'model{block}up'] = f'model{block}up.0'
+    names[f'model{source}short{block}'] = f'model{source}short{block}.0'
+    if convs:
+      names |= _stack_names(f'model{block}', f'model{block}', convs, first=1)
+  names['model10'] = 'model10.1'
+  names['model_out'] = 'model_out.0'
+  return Release('siggraph17', 'siggraph17-df00044c.pth', 'model8up.0.weight', names,
+                 frozenset(f'model{block}up' for block, *_ in DECODER),
+                 (L_SCALE, AB_SCALE, AB_SCALE, 1.0))
+
+
+ECCV16, SIGGRAPH17 = _eccv16(), _siggraph17()
+RELEASES = (ECCV16, SIGGRAPH17)
+FILES = ' or '.join(f'{r.name} ({r.file})' for r in RELEASES)
 
 
 def read_state_dict(path: pathlib.Path) -> dict[str, np.ndarray]:
@@ -62,18 +110,29 @@ def read_state_dict(path: pathlib.Path) -> dict[str, np.ndarray]:
     state_dict = torch.load(path, map_location='cpu', weights_only=True)
   except Exception as e:  # truncated, not a pickle, or pickled objects beyond tensors
     raise UsageError(f'{path} is not a PyTorch state_dict ({type(e).__name__}); pass the '
-                     'eccv16 file, colorization_release_v2-9b330a0b.pth') from None
+                     f'file of {FILES}') from None
   if not isinstance(state_dict, dict) or not all(
       isinstance(v, torch.Tensor) for v in state_dict.values()):
-    raise UsageError(f'{path} holds no state_dict of tensors; pass the eccv16 .pth file')
+    raise UsageError(f'{path} holds no state_dict of tensors; pass the file of {FILES}')
   return {k: v.detach().float().numpy() for k, v in state_dict.items()
           if not k.endswith('num_batches_tracked')}
 
 
-def _expected_shapes(variables) -> dict[str, tuple]:
-  """eccv16 key -> shape, from the Flax network's own variables."""
+def identify(state_dict: dict, path) -> Release:
+  """Which released network a state_dict is, by the key that only it holds; one line if
+  neither."""
+  for release in RELEASES:
+    if release.marker in state_dict:
+      return release
+  markers = ' nor '.join(f"'{r.marker}' ({r.name})" for r in RELEASES)
+  raise UsageError(f'{path} is neither released network: its state_dict has no {markers}; '
+                   f'pass the file of {FILES}')
+
+
+def _expected_shapes(variables, release: Release) -> dict[str, tuple]:
+  """state_dict key -> shape, from the Flax network's own variables."""
   shapes = {}
-  for path, torch_name in _torch_names().items():
+  for path, torch_name in release.names.items():
     node = variables['params']
     for part in path.split('/'):
       node = node[part]
@@ -82,30 +141,25 @@ def _expected_shapes(variables) -> dict[str, tuple]:
         shapes[f'{torch_name}.{key}'] = node['scale'].shape
       continue
     kh, kw, cin, cout = node['kernel'].shape
-    transposed = path.startswith('ConvTranspose')
+    transposed = path in release.transposed
     shapes[f'{torch_name}.weight'] = (cin, cout, kh, kw) if transposed else (cout, cin, kh, kw)
     shapes[f'{torch_name}.bias'] = (cout,)
   return shapes
 
 
-def eccv16_variables(state_dict: dict[str, np.ndarray]) -> tuple[dict, dict, np.ndarray]:
-  """(params, batch_stats, bins) of a ZhangNet from an eccv16 state_dict; one line naming
-  the first key or shape that is not the published network's."""
-  if 'model_out.weight' not in state_dict or state_dict['model_out.weight'].ndim != 4:
-    raise UsageError("not an eccv16 state_dict: no 'model_out.weight' (2 x Q x 1 x 1); pass "
-                     'colorization_release_v2-9b330a0b.pth')
-  bins = state_dict['model_out.weight'][:, :, 0, 0].T * AB_SCALE
-  model = ZhangNet(len(bins))
-  shapes = _expected_shapes(jax.eval_shape(model.init, jax.random.PRNGKey(0),
-                                           np.zeros((1, 64, 64, 1), np.float32)))
-  shapes['model_out.weight'] = (2, len(bins), 1, 1)
+def _variables(state_dict, release: Release, model, extra_shapes=None) -> tuple[dict, dict]:
+  """(params, batch_stats) of `model` from `state_dict`; one line naming the first key or
+  shape that is not the published network's."""
+  sample = np.zeros((1, 64, 64, len(release.input_scale)), np.float32)
+  shapes = _expected_shapes(jax.eval_shape(model.init, jax.random.PRNGKey(0), sample), release)
+  shapes |= extra_shapes or {}
   for key in sorted(set(shapes) | set(state_dict)):
     if shapes.get(key) != (state_dict[key].shape if key in state_dict else None):
       found = state_dict[key].shape if key in state_dict else 'missing'
-      raise UsageError(f"not an eccv16 state_dict: '{key}' is {found}, the published network "
-                       f"has {shapes.get(key, 'no such key')}; pass the eccv16 .pth file")
+      raise UsageError(f"not a {release.name} state_dict: '{key}' is {found}, the published "
+                       f"network has {shapes.get(key, 'no such key')}; pass {release.file}")
   params, batch_stats = {}, {}
-  for path, name in _torch_names().items():
+  for path, name in release.names.items():
     *parents, leaf = path.split('/')
     target_params, target_stats = params, batch_stats
     for part in parents:
@@ -117,15 +171,34 @@ def eccv16_variables(state_dict: dict[str, np.ndarray]) -> tuple[dict, dict, np.
       target_stats[leaf] = {'mean': state_dict[f'{name}.running_mean'],
                             'var': state_dict[f'{name}.running_var']}
       continue
-    if leaf.startswith('ConvTranspose'):
+    if path in release.transposed:
       kernel = np.flip(weight, (2, 3)).transpose(2, 3, 0, 1)  # IOHW -> flipped HWIO
     else:
       kernel = weight.transpose(2, 3, 1, 0)  # OIHW -> HWIO
     if name == 'model1.0':
-      kernel = kernel / L_SCALE
+      kernel = kernel / np.asarray(release.input_scale, np.float32)[:, None]
     target_params[leaf] = {'kernel': np.ascontiguousarray(kernel),
                            'bias': state_dict[f'{name}.bias']}
+  return params, batch_stats
+
+
+def eccv16_variables(state_dict: dict[str, np.ndarray]) -> tuple[dict, dict, np.ndarray]:
+  """(params, batch_stats, bins) of a ZhangNet from an eccv16 state_dict."""
+  weight = state_dict['model_out.weight']
+  if weight.ndim != 4:
+    raise UsageError(f"not an eccv16 state_dict: 'model_out.weight' is {weight.shape}, the "
+                     f'published network has 2 x Q x 1 x 1; pass {ECCV16.file}')
+  bins = weight[:, :, 0, 0].T * AB_SCALE
+  params, batch_stats = _variables(state_dict, ECCV16, ZhangNet(len(bins)),
+                                   {'model_out.weight': (2, len(bins), 1, 1)})
   return params, batch_stats, bins.astype(np.float32)
+
+
+def siggraph17_variables(state_dict: dict[str, np.ndarray]) -> tuple[dict, dict]:
+  """(params, batch_stats) of a SiggraphNet from a siggraph17 state_dict; its model_class
+  head, which the published forward never uses, is left out."""
+  used = {k: v for k, v in state_dict.items() if not k.startswith('model_class.')}
+  return _variables(used, SIGGRAPH17, SiggraphNet())
 
 
 def imported_config():
@@ -137,22 +210,42 @@ def imported_config():
   return config
 
 
-def import_weights(path: pathlib.Path, workdir: pathlib.Path) -> pathlib.Path:
-  """Write the workdir of an imported eccv16 network; its path."""
+def siggraph17_config():
+  """A siggraph17 run's config: its family, and the fields the families read of any run."""
+  return ml_collections.ConfigDict({'program': 'siggraph17', 'release': SIGGRAPH17.file,
+                                    'compute_dtype': 'float32', 'seed': 0})
+
+
+def import_release(path: pathlib.Path, workdir: pathlib.Path) -> Release:
+  """Write the workdir of an imported network; which of the releases it is."""
   workdirs.check_folder(workdir)  # before a long read
   if workdir.is_dir() and any(workdir.iterdir()):
     raise UsageError(f'{workdir} is not empty: pass a new --workdir for the imported run')
-  params, batch_stats, bins = eccv16_variables(read_state_dict(path))
-  config = imported_config()
+  state_dict = read_state_dict(path)
+  release = identify(state_dict, path)
+  if release is ECCV16:
+    params, batch_stats, bins = eccv16_variables(state_dict)
+    config, files = imported_config(), {BINS_FILE: bins}
+    # The state a zhang_softmax run trains (train_state.init_state): fine-tuning resumes it.
+    opt_state = optim.make_optimizer(config.optimizer).init(params)
+  else:
+    params, batch_stats = siggraph17_variables(state_dict)
+    config, files = siggraph17_config(), {}
+    opt_state = optax.EmptyState()  # colorjax does not train siggraph17
   workdirs.acquire(workdir)
   workdirs.bind(workdir, config)
-  np.save(workdir / BINS_FILE, bins)
-  # The state a zhang_softmax run trains (train_state.init_state), holding the released weights.
+  for name, array in files.items():
+    np.save(workdir / name, array)
   _, state_key = jax.random.split(jax.random.PRNGKey(config.seed))
-  state = TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                     opt_state=optim.make_optimizer(config.optimizer).init(params),
+  state = TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
                      batch_stats=batch_stats, key=state_key)
   checkpoints = checkpoint.Checkpoints(workdir, max_to_keep=None)
   checkpoints.save(0, state)
   checkpoints.close()
+  return release
+
+
+def import_weights(path: pathlib.Path, workdir: pathlib.Path) -> pathlib.Path:
+  """import_release for a notebook: the imported run's workdir, for colorjax.load."""
+  import_release(path, workdir)
   return workdir

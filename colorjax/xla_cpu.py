@@ -38,7 +38,15 @@ def _probes():
 
 def _compiled(probe, options=None) -> str:
   function, args = probe
-  return jax.jit(function, compiler_options=options).lower(*args).compile().as_text()
+  return program_text(jax.jit(function, compiler_options=options).lower(*args).compile())
+
+
+def program_text(compiled) -> str:
+  """A compiled program's text without its metadata (op names, source locations), which
+  depend on where the function was first traced, not on what XLA made of it."""
+  text = re.sub(r'^(FileNames|FunctionNames|FileLocations|StackFrames)\n.*?(\n\n|\Z)', '',
+                compiled.as_text(), flags=re.S | re.M)
+  return re.sub(r', metadata=\{[^}]*\}', '', text)
 
 
 def _taken_by_ynnpack(hlo: str) -> bool:

@@ -46,7 +46,7 @@ def test_no_options_where_they_would_not_do_just_that(jaxlib):
 
 
 def _hlo(function, *args, jit=jax.jit):
-  return jit(function).lower(*args).compile().as_text()
+  return xla_cpu.program_text(jit(function).lower(*args).compile())
 
 
 def test_on_this_jaxlib_colorjaxs_jit_compiles_convolutions_as_xla_does_and_nothing_else():

@@ -57,3 +57,7 @@ def add_run_arguments(parser):
                            "or HxW, rounded to the network's stride (default per family: "
                            'the Zhang et al. network 256, the others their training crop); '
                            f'at most {images.MAX_WORKING_SIDE} a side')
+  parser.add_argument('--pipeline', choices=('default', 'published'), default='default',
+                      help="Zhang et al.'s networks: 'published' colours as the authors' demo "
+                           '(photo squashed to 256x256, per-channel clipping); default: '
+                           'aspect kept, chroma fitted to the gamut along its hue')

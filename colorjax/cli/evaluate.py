@@ -40,7 +40,9 @@ def _parse_args(argv):
 
 def main(argv) -> int:
   args = _parse_args(argv)
-  options = Options(network=args.network, temperature=args.temperature)
+  inference.cache_compiled_programs()
+  options = Options(network=args.network, temperature=args.temperature,
+                    pipeline=args.pipeline)
   config, workdir, options = inference.run_config(pathlib.Path(args.workdir), options)
   named_photos = photos.named_photos(args.paths, args.source)  # a --source mistake: first
   spec, variables = inference.load_network(workdir, options)
@@ -63,7 +65,8 @@ def main(argv) -> int:
   report.save_image_grid(out / 'evaluation.png', rows, ['input (L)', 'colorized', 'original'])
   path = report.write_report(out, f'Evaluation of {workdir}', [
       f'{len(names)} photos at full resolution, colorized as `run.py colorize` writes them '
-      f"(working size: {args.size or 'the family default'}). Each figure: value over all "
+      f"(working size: {args.size or 'the family default'}, pipeline: {args.pipeline}). "
+      'Each figure: value over all '
       f'photos [95% bootstrap interval, {args.bootstrap} resamples of the photos]. Baselines: '
       'gray (ab = 0 everywhere) and, where the training data is known, its mean ab on every '
       'pixel; both keep the true L.',

@@ -102,8 +102,9 @@ def main(argv) -> int:
   if distributed.is_main():
     workdirs.acquire(workdir)
   workdirs.bind(workdir, config)  # again, now that no other run can bind it
-  for signum in loop.PREEMPTION_SIGNALS:  # loop.fit saves first; elsewhere they stop at once
-    signal.signal(signum, _preempted)
+  # loop.fit saves first; elsewhere they stop at once. Put back after: main may run in a
+  # notebook's or a test's process.
+  previous = {signum: signal.signal(signum, _preempted) for signum in loop.PREEMPTION_SIGNALS}
   try:
     program.main(config, workdir)
   except loop.Diverged as e:
@@ -116,6 +117,9 @@ def main(argv) -> int:
     print(f'\n{distributed.prefix()}interrupted: run the same command again to resume from '
           f'the last checkpoint in {workdir}', file=sys.stderr)
     _leave(130)  # at once: the input pipeline's threads would hold the exit for seconds
+  finally:
+    for signum, handler in previous.items():
+      signal.signal(signum, handler)
   return 0
 
 
@@ -172,7 +176,10 @@ def _storage_fault(error: BaseException) -> str | None:
 def run(argv=None):
   """The entry point of `python run.py` and of the `colorjax` command."""
   try:
-    _exit(main(sys.argv[1:] if argv is None else argv))
+    code = main(sys.argv[1:] if argv is None else argv)
+    if argv is None and sys.argv[1:2] in (['colorize'], ['evaluate']):
+      _leave(code)  # at once: its files are written; exit handlers would take 0.2 s more
+    _exit(code)
   except UsageError as e:
     print(f'error: {_prefix()}{e}', file=sys.stderr)
     _exit(2)

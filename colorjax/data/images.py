@@ -14,8 +14,6 @@ import PIL.Image
 import PIL.ImageOps
 import skimage.color
 import skimage.data
-import skimage.io
-import skimage.transform
 import skimage.util
 
 from colorjax import optional

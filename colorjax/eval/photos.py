@@ -33,11 +33,10 @@ def photo_sums(output_uint8, truth_uint8):
                             quantize.grid_cell(ab_true), quantize.NUM_GRID_CELLS)
 
 
-@jax.jit
-def constant_color(truth_uint8, ab):
-  """The photo's own L with one ab everywhere, as colorize would write it."""
-  lightness = color.lab_from_uint8(truth_uint8)[..., :1]
-  return color.colorized_uint8(lightness, jnp.broadcast_to(ab, (1, 1, 2)).astype(jnp.float32))
+def constant_color(colorizer, truth_uint8, ab):
+  """The photo's own L with one ab everywhere, as colorize would write it (by the
+  colorizer's pipeline, so that baselines and model are converted alike)."""
+  return colorizer.colorized(truth_uint8, np.reshape(ab, (1, 1, 1, 2)).astype(np.float32))[0]
 
 
 def stacked(per_image: list[dict]) -> dict:
@@ -122,9 +121,10 @@ def score(colorizer, named_photos, mean_ab=None):
     sums.setdefault('model', []).append(jax.device_get(photo_sums(output, rgb)))
     for baseline, ab in candidates.items():
       sums.setdefault(baseline, []).append(
-          jax.device_get(photo_sums(constant_color(rgb, ab), rgb)))
+          jax.device_get(photo_sums(constant_color(colorizer, rgb, ab), rgb)))
     if len(rows) < GRID_ROWS:
-      rows.append([np.asarray(constant_color(rgb, candidates['gray'])), output, rgb])
+      rows.append([np.asarray(constant_color(colorizer, rgb, candidates['gray'])), output,
+                   rgb])
     names.append(name)
   _report_gray(gray, scored=len(names), threshold=threshold)
   return sums, rows, names

@@ -3,7 +3,8 @@
 so a report's figures come from the code that colorizes a user's photo.
 
 A family has the name of the program that trains it (config.program): norm_ablation (the
-tiny CNN), zhang, yuv_gan, unet_portrait, flowers_resnet.
+tiny CNN), zhang, yuv_gan, unet_portrait, flowers_resnet; siggraph17 is imported only
+(colorjax/released.py), with no program.
 """
 
 import importlib
@@ -11,7 +12,7 @@ import importlib
 from colorjax.errors import UsageError
 from colorjax.families.spec import NetworkSpec, Options
 
-NAMES = ('norm_ablation', 'zhang', 'yuv_gan', 'unet_portrait', 'flowers_resnet')
+NAMES = ('norm_ablation', 'zhang', 'yuv_gan', 'unet_portrait', 'flowers_resnet', 'siggraph17')
 
 
 def network_spec(config, workdir, options: Options = Options()) -> NetworkSpec:

@@ -31,6 +31,7 @@ class Options:
   temperature: float | None = None  # annealed-mean T of the softmax head
   samples: int | None = None        # outputs per image of a network that samples (the GAN)
   seed: int = 0                     # the sampling noise
+  pipeline: str = 'default'         # 'published': the authors' demo (colorjax/published.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +51,7 @@ class NetworkSpec:
   stride: int = 1                         # working sizes are rounded to multiples of this
   short_side: int | None = None           # default working short side (None: min(size))
   fixed_size: bool = False                # works at `size` only (a layer's shape needs it)
+  hints: bool = False                     # takes user hints: L's channels 2-4 (hints.py)
 
   def working_size(self, height: int, width: int, size=None) -> tuple[int, int]:
     """The resolution a (height, width) photo is colorized at: `size` as (h, w), or a short

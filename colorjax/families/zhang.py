@@ -8,8 +8,9 @@ from colorjax import precision, quantize
 from colorjax.families import spec
 from colorjax.models.zhang import ZhangNet
 
-# Photos are colorized with their short side at 256 pixels: the scale of the paper's 176-pixel
-# crops of ImageNet photos resized to 256. (The published demo squashes a photo to 256x256.)
+# Photos are colorized with their short side at 256 pixels, aspect kept: the scale of the
+# paper's 176-pixel crops of ImageNet photos resized to 256. This is not the published demo's
+# size: it squashes every photo to 256x256 (--pipeline=published, colorjax/published.py).
 SHORT_SIDE = 256
 STRIDE = 8  # the network works at 1/8 resolution
 
@@ -46,5 +47,6 @@ def network_spec(config, workdir, options) -> spec.NetworkSpec:
   return spec.NetworkSpec(
       workdir, lambda: spec.network_variables(model, jnp.zeros((1, crop, crop, 1))),
       spec.apply_variables, predict_ab, (crop, crop),
-      frozenset({'temperature'} if config.head == 'softmax' else ()), stride=STRIDE,
+      frozenset({'pipeline', 'temperature'} if config.head == 'softmax' else {'pipeline'}),
+      stride=STRIDE,
       short_side=SHORT_SIDE)

@@ -19,7 +19,7 @@ from colorjax.families import flowers_resnet as family
 from colorjax.families.flowers_resnet import COLORIZERS, SHIFTED
 from colorjax.families.spec import Options
 from colorjax.models.resnet import ENCODER_STRIDE, ResNetClassifier, load_encoder
-from colorjax.train import losses, metrics_log, supervised
+from colorjax.train import init_from, losses, metrics_log, supervised
 
 
 def check(config):
@@ -27,6 +27,8 @@ def check(config):
   precision.compute_dtype(config)
   for stage in ('classifier', 'colorizer'):
     supervised.check_stage(config[stage], f'{stage}.')
+    init_from.refuse(config[stage], 'flowers_resnet compares a colorizer that starts from '
+                     'its own classifier with one from scratch', f'{stage}.')
     crop = config[stage].data.crop
     if crop % ENCODER_STRIDE:
       raise UsageError(f'--config.{stage}.data.crop={crop} must be a multiple of '

@@ -12,7 +12,7 @@ from colorjax.errors import UsageError
 from colorjax.eval import evaluator, report
 from colorjax.families import unet_portrait as family
 from colorjax.families.spec import Options
-from colorjax.train import losses, metrics_log, supervised
+from colorjax.train import init_from, losses, metrics_log, supervised
 
 # Each task's loss (MAE), on its output in the family's units (families/unet_portrait.TASKS).
 LOSSES = {
@@ -40,15 +40,19 @@ def check(config):
 def main(config, workdir):
   check(config)
   workdir = pathlib.Path(workdir)
+  networks = {task: family.network_spec(config, workdir, Options(network=task))
+              for task in config.tasks}
+  inits = {task: init_from.initializer(config, network, task)  # every task's before training
+           for task, network in networks.items()}
   train_source = sources.load_source(config.data, 'train')
   eval_source = sources.load_source(config.data, 'eval')
   predictors = {}
-  for task in config.tasks:
+  for task, network in networks.items():
     model = family.network(config, task)
-    network = family.network_spec(config, workdir, Options(network=task))
     state = supervised.fit_network(config, workdir / task, model, LOSSES[task](model),
-                                   source=train_source, description=f'unet {task}',
-                                   network=network, eval_source=eval_source)
+                                   source=train_source, init=inits[task],
+                                   description=f'unet {task}', network=network,
+                                   eval_source=eval_source)
     predictors[task] = network.predictor(state)
   evaluation = evaluator.score_colorizers(config, predictors, eval_source)
   if not distributed.is_main():

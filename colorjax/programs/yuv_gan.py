@@ -18,9 +18,13 @@ from colorjax.eval.metrics import summarize
 from colorjax.families import yuv_gan as family
 from colorjax.families.spec import Options
 from colorjax.models.yuv_gan import LAYOUTS
-from colorjax.train import loop, losses, metrics_log, optim, supervised, throughput
-from colorjax.train.train_state import (NetworkState, advance_with_batches, apply_gradients,
-                                        init_network)
+from colorjax.train import init_from, loop, losses, metrics_log, optim, supervised, throughput
+from colorjax.train.train_state import (
+  NetworkState,
+  advance_with_batches,
+  apply_gradients,
+  init_network,
+)
 
 
 def check(config):
@@ -46,6 +50,8 @@ def check(config):
                      'own share of the batch')
   if config.samples < 2:
     raise UsageError(f'--config.samples={config.samples}: diversity needs at least 2')
+  init_from.refuse(config, 'yuv_gan trains its generator and critic together, from fresh '
+                   'weights')
 
 
 @flax.struct.dataclass

@@ -19,7 +19,7 @@ from colorjax.errors import UsageError
 from colorjax.eval import evaluator, report
 from colorjax.families import zhang as family
 from colorjax.families.spec import Options
-from colorjax.train import losses, metrics_log, supervised
+from colorjax.train import init_from, losses, metrics_log, supervised
 
 
 def _prior_provenance(config, bins) -> str:
@@ -75,10 +75,30 @@ def check(config):
     raise UsageError(f'--config.temperature={config.temperature} must be a positive number')
 
 
+def _same_bins(config, bins):
+  """init_from's check of a softmax run: a head's outputs are its bins, so the run it starts
+  from must have decoded with the same ones."""
+  def check_source(their_config, their_workdir):
+    if config.head != 'softmax' or their_config.get('head') != 'softmax':
+      return  # another head: the shapes differ (init_from names them)
+    theirs = family.bins(their_config, their_workdir)
+    if theirs.shape == bins.shape and np.allclose(theirs, bins, atol=1e-3):
+      return
+    local = their_workdir / their_config.bins
+    fix = local if their_config.bins and local.is_file() else their_config.bins or "''"
+    raise UsageError(f'--config.init_from={config.init_from} decodes with its own '
+                     f'{len(theirs)} bins, this run with {len(bins)} other ones: pass '
+                     f'--config.bins={fix}')
+  return check_source
+
+
 def main(config, workdir):
   check(config)
   workdir = pathlib.Path(workdir)
   bins = family.bins(config, workdir)
+  network = family.network_spec(config, workdir, Options())
+  init = init_from.initializer(config, network,  # checked before the prior is written
+                               check_source=_same_bins(config, bins))
   train_source = sources.load_source(config.data, 'train')
   eval_source = sources.load_source(config.data, 'eval')
   prior = _prior(config, workdir, train_source, bins, mesh.data_mesh())
@@ -91,9 +111,8 @@ def main(config, workdir):
   else:
     loss_fn = losses.quarter_ab_regression(model, config.data.gray_threshold)
   state = supervised.fit_network(config, workdir, model, loss_fn, source=train_source,
-                                 description=f'zhang {config.head}',
-                                 network=family.network_spec(config, workdir, Options()),
-                                 eval_source=eval_source)
+                                 init=init, description=f'zhang {config.head}',
+                                 network=network, eval_source=eval_source)
 
   temperatures = (dict.fromkeys([*config.temperatures, config.temperature])  # the default too
                   if config.head == 'softmax' else (None,))

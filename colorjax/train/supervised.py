@@ -2,7 +2,8 @@
 
 A stage config holds `data` (configs.data_config), `optimizer`, `seed`, `num_steps` or
 `epochs`, and the fields of configs.schedule. A program may train several stages, each in
-its own workdir (the flowers classifier, then two colorizers).
+its own workdir (the flowers classifier, then two colorizers). A stage that fine-tunes
+(`init_from`) passes train/init_from's initializer as fit_network's `init`.
 """
 
 import math

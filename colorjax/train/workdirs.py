@@ -114,6 +114,8 @@ def _describe(text: str) -> str:
 # traces: a run may be resumed or re-evaluated with new values (any block's field of that name).
 MAY_CHANGE = ('num_steps', 'epochs', 'eval_batches', 'eval_batch_size', 'report_images',
               'temperatures', 'temperature', 'profile_steps', 'preempt_grace_s')
+# init_from is not one: config.json records where a fine-tuned run started, and resuming it
+# never reads that run again (train/init_from.py), so the same command resumes it.
 
 
 def _leaves(tree: dict, prefix=''):

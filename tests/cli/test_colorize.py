@@ -194,3 +194,9 @@ def test_a_size_over_the_working_side_cap_is_a_usage_error(workdir, tmp_path, ca
   commands.assert_one_line(*commands.run_in_process(
       capsys, 'colorize', f'--workdir={workdir}', tmp_path, '--size=64x0'),
       "'64x0': each side must be 1 to")
+
+
+def test_the_published_pipeline_is_refused_for_other_families(workdir, tmp_path, capsys):
+  commands.assert_one_line(*commands.run_in_process(
+      capsys, 'colorize', f'--workdir={workdir}', tmp_path, '--pipeline=published'),
+      '--pipeline=published does not apply to a norm_ablation run')

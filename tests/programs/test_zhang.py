@@ -71,7 +71,8 @@ def test_zhang_smoke_runs_and_comparison(tmp_path):
 @pytest.mark.slow
 def test_zhang_without_imagenet_names_the_alternatives(tmp_path):
   result = commands.run_py('--experiment=zhang_softmax', f'--workdir={tmp_path / "w"}',
-                           f'--config.data.tfds_data_dir={tmp_path / "tfds"}')
+                           f'--config.data.tfds_data_dir={tmp_path / "tfds"}',
+                           lean_runtime=False)  # ImageNet's manual download: a tfds matter
   assert result.returncode == 2
   lines = result.stderr.strip().splitlines()
   assert len(lines) == 1, result.stderr
