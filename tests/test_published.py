@@ -24,14 +24,17 @@ released = test_released.released  # the random eccv16 with photo statistics, im
 SIZES = [(256, 256), (203, 331), (517, 389), (97, 150)]
 
 
-def authors_demo(net, rgb):
-  """demo_release.py for eccv16: preprocess_img, the forward with its upsample4,
-  postprocess_tens, and the PNG plt.imsave writes (read back, alpha dropped)."""
+def authors_demo(net, rgb, upsample4=True):
+  """demo_release.py: preprocess_img, the forward (eccv16's with its upsample4; siggraph17's
+  at full resolution), postprocess_tens, and the PNG plt.imsave writes (read back, alpha
+  dropped)."""
   resized = np.asarray(PIL.Image.fromarray(rgb).resize((256, 256), resample=3))
   tens_orig_l = torch.Tensor(skimage.color.rgb2lab(rgb)[:, :, 0])[None, None]
   tens_rs_l = torch.Tensor(skimage.color.rgb2lab(resized)[:, :, 0])[None, None]
   with torch.no_grad():
-    out_ab = torch.nn.Upsample(scale_factor=4, mode='bilinear')(net(tens_rs_l))
+    out_ab = net(tens_rs_l)
+    if upsample4:
+      out_ab = torch.nn.Upsample(scale_factor=4, mode='bilinear')(out_ab)
   out_ab = F.interpolate(out_ab, size=tens_orig_l.shape[2:], mode='bilinear')
   out_lab = torch.cat((tens_orig_l, out_ab), dim=1)
   out_img = skimage.color.lab2rgb(out_lab.numpy()[0].transpose((1, 2, 0)))

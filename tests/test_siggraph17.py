@@ -21,6 +21,7 @@ torch = pytest.importorskip('torch')
 nn = torch.nn
 
 from colorjax.released import import_weights  # noqa: E402
+from tests import test_published  # noqa: E402  (the authors' demo, written in PyTorch)
 
 
 def _block(cin, cout, convs, dilation=1, relu_first=False):
@@ -229,3 +230,20 @@ def test_hints_cover_their_patch_at_the_working_size():
   with pytest.raises(ValueError, match='hints are a list'):
     hints.parse({'y': 0})
 
+
+
+@pytest.mark.slow
+def test_published_pipeline_gives_the_authors_demo(released):
+  """demo_release.py's siggraph17 path (no hints: the forward's zero defaults) and
+  --pipeline=published agree within 60 dB."""
+  net, _, workdir = released
+
+  def automatic(lightness):
+    zeros = torch.zeros(1, 2, *lightness.shape[2:])
+    return net(lightness, zeros, zeros[:, :1])
+
+  colorizer, default = inference.load(workdir, pipeline='published'), inference.load(workdir)
+  for photo in _photos((203, 331)):
+    expected = test_published.authors_demo(automatic, photo, upsample4=False)
+    assert test_published.psnr(colorizer(photo), expected) >= 60
+    assert test_published.psnr(default(photo), expected) < 50  # the default is another one

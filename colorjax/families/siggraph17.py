@@ -28,4 +28,5 @@ def network_spec(config, workdir, options) -> spec.NetworkSpec:
 
   return spec.NetworkSpec(
       workdir, lambda: spec.network_variables(model, jnp.zeros((1, *SIZE, 4))),
-      spec.apply_variables, predict_ab, SIZE, stride=STRIDE, short_side=SHORT_SIDE, hints=True)
+      spec.apply_variables, predict_ab, SIZE, stride=STRIDE, short_side=SHORT_SIDE, hints=True,
+      uses=frozenset({'pipeline'}))
