@@ -135,6 +135,13 @@ def is_damaged(error: BaseException) -> bool:
       isinstance(e, (ValueError, KeyError, EOFError, FileNotFoundError)) for e in causes)
 
 
+def _files(step_dir: pathlib.Path) -> list[pathlib.Path]:
+  """Every file in a step folder. One of them gone after a failed read means the folder is
+  being deleted (a run training there prunes it, file by file, the folder itself last), not
+  that it is damaged."""
+  return [pathlib.Path(root) / name for root, _, names in os.walk(step_dir) for name in names]
+
+
 def restore_newest_readable(directory: pathlib.Path, target, *, set_aside: bool = False,
                             partial: bool = False):
   """(state, step) of the newest checkpoint in `directory` that reads, or (target, None)
@@ -144,16 +151,18 @@ def restore_newest_readable(directory: pathlib.Path, target, *, set_aside: bool 
   warning; with `set_aside` (the trainer, which will save that step again) it is renamed
   `corrupt-N`, kept for inspection. Any other error propagates: it says nothing of the
   files. One whose arrays do not fit `target` is a UsageError. A step that vanishes while it
-  is read (deleted by a run training there) is skipped. `partial` as in read_checkpoint."""
+  is read (deleted by a run training there, even half-way) is skipped. `partial` as in
+  read_checkpoint."""
   directory = pathlib.Path(directory).absolute()
   for step in saved_steps(directory.parent, directory.name):
     step_dir = directory / str(step)
+    files = _files(step_dir)
     try:
       mismatch = checkpoint_mismatch(step_dir, target, partial)
       if mismatch is None:
         return read_checkpoint(step_dir, target, partial), step
     except Exception as e:
-      if not step_dir.exists():
+      if not all(f.exists() for f in files) or not step_dir.exists():
         continue
       if not is_damaged(e):
         raise
