@@ -3,8 +3,10 @@ size, with their own lightness. The network here is an initialized tiny CNN of t
 (its last layer scaled up, so it predicts vivid, often out-of-gamut colours); every family's
 smoke-trained checkpoint is colorized in the end-to-end tests of tests/programs/."""
 
+import errno
 import json
 import shutil
+import threading
 
 import jax
 import numpy as np
@@ -15,7 +17,7 @@ import skimage.data
 import skimage.io
 
 from colorjax import configs
-from colorjax.cli import colorize, flags
+from colorjax.cli import colorize, flags, main
 from colorjax.data import images
 from colorjax.errors import UsageError
 from colorjax.families import norm_ablation as family
@@ -112,6 +114,34 @@ def test_a_corrupt_file_is_reported_and_the_others_are_written(workdir, tmp_path
   errors = capsys.readouterr().err
   for name in ('b.png', 'empty.jpg', 'missing.png'):
     assert f'{name}: ' in errors
+
+
+def test_a_write_that_fails_stops_colorize_with_its_error(workdir, tmp_path, monkeypatch):
+  """Outputs are written on other threads while the network works on the next batch: a
+  failed write (here the disk fills at the third) still ends the command with its error,
+  which run.py prints as one line, and every file written before it is whole."""
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  for i in range(7):
+    skimage.io.imsave(folder / f'{i}.png', skimage.data.chelsea()[:40, 8 * i:8 * i + 40])
+  real_write, calls, lock = colorize._write, [], threading.Lock()
+
+  def filling_disk(name, *args):
+    with lock:
+      calls.append(name)
+      full = len(calls) >= 3
+    if full:
+      raise OSError(errno.ENOSPC, 'No space left on device', str(name))
+    real_write(name, *args)
+
+  monkeypatch.setattr(colorize, '_write', filling_disk)
+  with pytest.raises(OSError) as error:
+    _colorize(workdir, folder, f'--out={tmp_path / "out"}', '--batch_size=2')
+  assert 'the disk is full' in main._storage_fault(error.value)
+  written = sorted((tmp_path / 'out').iterdir())
+  assert len(written) == 2
+  for path in written:
+    assert np.asarray(PIL.Image.open(path)).shape == (40, 40, 3)
 
 
 def test_same_stems_get_distinct_names_and_inputs_are_never_overwritten(workdir, tmp_path):
