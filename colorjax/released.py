@@ -2,6 +2,7 @@
 
   python run.py import_weights colorization_release_v2-9b330a0b.pth --workdir=runs/eccv16
   python run.py import_weights siggraph17-df00044c.pth --workdir=runs/siggraph17
+  python run.py import_weights inception_v3_google-1a9a5a14.pth   # FID, for every run
 
 Which of the two a file is, its state_dict's keys say: eccv16 (Colorful Image Colorization,
 2016) has a 4-D `model_out.weight`, siggraph17 (Real-Time User-Guided Image Colorization,
@@ -25,6 +26,7 @@ with `weights_only=True`: the file's pickle can build tensors and nothing else.
 """
 
 import dataclasses
+import os
 import pathlib
 
 import jax
@@ -32,9 +34,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from flax import traverse_util
 
 from colorjax import configs, optional
 from colorjax.errors import UsageError
+from colorjax.models import inception
 from colorjax.models.siggraph17 import DECODER, SiggraphNet
 from colorjax.models.zhang import BLOCKS, ZhangNet
 from colorjax.train import checkpoint, optim, workdirs
@@ -93,7 +97,9 @@ def _siggraph17() -> Release:
 
 ECCV16, SIGGRAPH17 = _eccv16(), _siggraph17()
 RELEASES = (ECCV16, SIGGRAPH17)
-FILES = ' or '.join(f'{r.name} ({r.file})' for r in RELEASES)
+FILES = ', '.join(f'{r.name} ({r.file})' for r in RELEASES) + \
+    f' or Inception-v3 for FID ({inception.FILE})'
+FID_FILE = 'inception_v3_fid.npz'
 
 
 def read_state_dict(path: pathlib.Path) -> dict[str, np.ndarray]:
@@ -124,9 +130,9 @@ def identify(state_dict: dict, path) -> Release:
   for release in RELEASES:
     if release.marker in state_dict:
       return release
-  markers = ' nor '.join(f"'{r.marker}' ({r.name})" for r in RELEASES)
-  raise UsageError(f'{path} is neither released network: its state_dict has no {markers}; '
-                   f'pass the file of {FILES}')
+  markers = ', '.join(f"'{r.marker}' ({r.name})" for r in RELEASES)
+  raise UsageError(f"{path} is none of the released networks: its state_dict has no {markers} "
+                   f"nor '{inception.MARKER}' (Inception-v3); pass the file of {FILES}")
 
 
 def _expected_shapes(variables, release: Release) -> dict[str, tuple]:
@@ -216,12 +222,36 @@ def siggraph17_config():
                                     'compute_dtype': 'float32', 'seed': 0})
 
 
-def import_release(path: pathlib.Path, workdir: pathlib.Path) -> Release:
-  """Write the workdir of an imported network; which of the releases it is."""
-  workdirs.check_folder(workdir)  # before a long read
+def import_file(path: pathlib.Path, workdir: pathlib.Path | None) -> str:
+  """`run.py import_weights`: a released colorization network becomes the run `workdir`;
+  torchvision's Inception-v3 becomes the FID weights of every run's evaluation
+  (fid_weights_file). What was done, in one line."""
+  if workdir is not None:
+    _check_new_workdir(workdir)  # before a long read
+  state_dict = read_state_dict(path)
+  if inception.MARKER in state_dict:
+    if workdir is not None:
+      raise UsageError(f'{path} is Inception-v3, for FID, not a colorization network: leave '
+                       '--workdir out (its weights go to one place per user)')
+    written = import_inception(state_dict, fid_weights_file())
+    return (f'imported {path} (Inception-v3, for FID) into {written}: python run.py evaluate '
+            '--workdir=DIR --protocol=val5k now reports FID')
+  if workdir is None:
+    raise UsageError(f'{path} is a colorization network: pass --workdir=DIR, the run to write')
+  release = import_release(state_dict, path, workdir)
+  return (f'imported {path} (the released {release.name} network) into {workdir}: '
+          f'python run.py colorize --workdir={workdir} PHOTO...')
+
+
+def _check_new_workdir(workdir: pathlib.Path):
+  workdirs.check_folder(workdir)
   if workdir.is_dir() and any(workdir.iterdir()):
     raise UsageError(f'{workdir} is not empty: pass a new --workdir for the imported run')
-  state_dict = read_state_dict(path)
+
+
+def import_release(state_dict: dict, path, workdir: pathlib.Path) -> Release:
+  """Write the workdir of an imported network; which of the releases it is."""
+  _check_new_workdir(workdir)
   release = identify(state_dict, path)
   if release is ECCV16:
     params, batch_stats, bins = eccv16_variables(state_dict)
@@ -247,5 +277,53 @@ def import_release(path: pathlib.Path, workdir: pathlib.Path) -> Release:
 
 def import_weights(path: pathlib.Path, workdir: pathlib.Path) -> pathlib.Path:
   """import_release for a notebook: the imported run's workdir, for colorjax.load."""
-  import_release(path, workdir)
+  _check_new_workdir(workdir)
+  import_release(read_state_dict(pathlib.Path(path)), path, workdir)
   return workdir
+
+
+def fid_weights_file() -> pathlib.Path:
+  """Where import_weights keeps Inception-v3 for FID: one file per user, which every run's
+  `evaluate --protocol` reads."""
+  cache = os.environ.get('XDG_CACHE_HOME') or pathlib.Path.home() / '.cache'
+  return pathlib.Path(cache) / 'colorjax' / FID_FILE
+
+
+def import_inception(state_dict: dict, destination: pathlib.Path) -> pathlib.Path:
+  """torchvision's Inception-v3 state_dict -> an .npz of its Flax variables at `destination`,
+  which then needs no PyTorch to read; written whole or not at all."""
+  flat = traverse_util.flatten_dict(inception.variables_from_torchvision(state_dict), sep='/')
+  destination.parent.mkdir(parents=True, exist_ok=True)
+  partial = destination.with_name(f'{destination.stem}.partial.npz')
+  np.savez(partial, **flat)
+  os.replace(partial, destination)
+  return destination
+
+
+def fid_variables(path=None):
+  """Inception-v3's variables for FID from `path` (torchvision's .pth, or the .npz that
+  import_weights writes), else from fid_weights_file() where import_weights wrote it, else
+  None. One line for a file that is neither."""
+  if path is None:
+    if not fid_weights_file().is_file():
+      return None
+    path = fid_weights_file()
+  path = pathlib.Path(path)
+  if path.suffix == '.pth':
+    state_dict = read_state_dict(path)
+    if inception.MARKER not in state_dict:
+      raise UsageError(f"{path} is not torchvision's Inception-v3 (no '{inception.MARKER}'): "
+                       f'pass --fid_weights={inception.FILE}')
+    return inception.variables_from_torchvision(state_dict)
+  expected = traverse_util.flatten_dict(inception.abstract_variables(), sep='/')
+  try:
+    with np.load(path) as saved:
+      flat = {key: saved[key] for key in saved.files}
+  except Exception as e:  # missing, truncated, not an .npz
+    raise UsageError(f'{path} cannot be read as Inception-v3 weights ({type(e).__name__}): '
+                     f'pass {inception.FILE} (--fid_weights=PATH), or import it again') from None
+  shapes = lambda tree: {k: tuple(v.shape) for k, v in tree.items()}
+  if shapes(flat) != shapes(expected):
+    raise UsageError(f'{path} does not hold the Inception-v3 weights colorjax computes FID '
+                     f'with: import {inception.FILE} again (python run.py import_weights FILE)')
+  return traverse_util.unflatten_dict(flat, sep='/')

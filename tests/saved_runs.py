@@ -1,11 +1,14 @@
-"""A zhang_softmax workdir as a run leaves it, for tests of what reads a finished run."""
+"""Workdirs as runs leave them (zhang_softmax, the ablation's), for tests of what reads a
+finished run."""
 
 import jax
 import numpy as np
 
 from colorjax import configs
 from colorjax.cli import flags
-from colorjax.train import checkpoint, train_state, workdirs
+from colorjax.families import norm_ablation as ablation_family
+from colorjax.programs import norm_ablation as ablation
+from colorjax.train import checkpoint, optim, train_state, workdirs
 from tests import numpy_init
 
 
@@ -33,3 +36,22 @@ def numpy_state(model, tx, input_shape, seed=0):
                                 opt_state=jax.jit(tx.init)(variables['params']),
                                 batch_stats=variables['batch_stats'],
                                 key=jax.random.PRNGKey(seed))
+
+
+def ablation_run(root):
+  """An ablation workdir with config.json and a checkpoint, as a run leaves them."""
+  config = flags.apply_overrides(configs.load_config('norm_ablation'),
+                                   {'image_scale': '0.1', 'seeds': '0'}, 'norm_ablation')
+  workdirs.bind(root, config)
+  state = jax.jit(lambda: ablation.init_states(
+      ablation_family.network(config), optim.make_optimizer(config.optimizer),
+      ablation_family.list_runs(config)))()
+  last_layer = max(state.params)  # the output conv, named last
+  state = state.replace(params={**state.params, last_layer: jax.tree.map(
+      lambda w: 30 * w, state.params[last_layer])})
+  checkpoints = checkpoint.Checkpoints(root, max_to_keep=1)
+  checkpoints.save(1, state)
+  checkpoints.close()
+  return root
+
+

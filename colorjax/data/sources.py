@@ -51,6 +51,9 @@ class Source:
   num_examples: int
   read: Callable[[int, int], dict]
   skipped: list = dataclasses.field(default_factory=list)  # unreadable files, for the report
+  # index -> the example's file name where the source keeps one (a tfds `file_name`), read
+  # without decoding the image: a benchmark protocol picks its images by name.
+  file_name: Callable[[int], str] | None = None
 
   def __len__(self):
     return self.num_examples
@@ -314,7 +317,12 @@ def _tfds(name, split, config) -> Source:
     return {'image': images.read_rgb(record['image'], short_side),
             'label': int(record['label']) if has_label else -1}
 
-  return Source(len(records), read)
+  def file_name(index):
+    name = records[index]['file_name']
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+  return Source(len(records), read,
+                file_name=file_name if 'file_name' in builder.info.features else None)
 
 
 def load_source(config, split: str) -> Source:

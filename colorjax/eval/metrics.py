@@ -12,6 +12,8 @@ import numpy as np
 
 AUC_MAX_ERROR = 150.0  # ab error thresholds 0..150, as Zhang et al.
 PSNR_CAP_DB = 100.0    # a perfect reconstruction would be +inf; capped so means stay finite
+SSIM_SIGMA, SSIM_RADIUS = 1.5, 5  # Wang et al.'s Gaussian window: 11x11, sigma 1.5
+SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 
 def squared_distance(rgb_pred, rgb_true):
@@ -28,15 +30,61 @@ def psnr(rgb_pred, rgb_true, max_value=1.0):
 
 
 def colorfulness(rgb):
-  """Hasler & Suesstrunk (2003) colorfulness of each image, RGB in [0, 1] scaled to 0..255:
-  std and mean of the opponent channels rg = R - G, yb = (R + G) / 2 - B."""
+  """Colorfulness of each image as the colorization field reports it (DDColor's
+  basicsr/metrics/colorfulness.py, used by CT2 and ColorFormer): Hasler & Suesstrunk (2003)
+  on RGB in [0, 1] scaled to 0..255, but with the opponent channels taken in absolute value,
+  rg = |R - G|, yb = |(R + G) / 2 - B|, where the paper keeps their signs; so a red and a
+  green region do not cancel in the mean term. Population std and mean over the pixels."""
   rgb = 255.0 * rgb
-  rg = rgb[..., 0] - rgb[..., 1]
-  yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+  rg = jnp.abs(rgb[..., 0] - rgb[..., 1])
+  yb = jnp.abs(0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2])
   axes = (-2, -1)
   spread = jnp.sqrt(jnp.var(rg, axis=axes) + jnp.var(yb, axis=axes))
   mean = jnp.sqrt(jnp.mean(rg, axis=axes) ** 2 + jnp.mean(yb, axis=axes) ** 2)
   return spread + 0.3 * mean
+
+
+def _gaussian_window():
+  """The 1-D factor of SSIM's 11x11 window: sigma 1.5, as scipy.ndimage's (truncate 3.5)."""
+  offsets = np.arange(-SSIM_RADIUS, SSIM_RADIUS + 1)
+  weights = np.exp(-0.5 * (offsets / SSIM_SIGMA) ** 2)
+  return weights / weights.sum()
+
+
+def _valid_filter(x):
+  """The Gaussian-weighted mean of every full 11x11 window of x (..., H, W, C) ->
+  (..., H - 10, W - 10, C), as two 1-D passes of shifted slices: elementwise, so that no
+  float32 convolution on an accelerator drops to reduced precision (TF32)."""
+  size, window = 2 * SSIM_RADIUS + 1, _gaussian_window()
+  height, width = x.shape[-3] - size + 1, x.shape[-2] - size + 1
+  x = sum(w * x[..., k:k + height, :, :] for k, w in enumerate(window))
+  return sum(w * x[..., k:k + width, :] for k, w in enumerate(window))
+
+
+def ssim(rgb_pred, rgb_true):
+  """Mean SSIM of each image, as Wang et al. (2004), basicsr's calculate_ssim and
+  skimage's structural_similarity (gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False) compute it: RGB in [0, 1] scaled to 0..255 (data range 255),
+  the SSIM map of each channel averaged over the pixels whose 11x11 window lies inside the
+  image, then over the channels. skimage filters with reflected borders, but drops the
+  5-pixel border they touch, so its mean is this one. NaN for an image smaller than the
+  window, where SSIM is not defined (skimage refuses it)."""
+  x, y = 255.0 * rgb_pred, 255.0 * rgb_true
+  if min(x.shape[-3:-1]) < 2 * SSIM_RADIUS + 1:
+    return jnp.full(jnp.broadcast_shapes(x.shape, y.shape)[:-3], jnp.nan, jnp.float32)
+  # Less the truth's mean, E[x^2] - E[x]^2 keeps its precision in float32 (bright, flat
+  # images would be off by some 7e-5 of SSIM otherwise).
+  offset = jnp.mean(y, axis=(-3, -2), keepdims=True)
+  x, y = x - offset, y - offset
+  mean_x, mean_y = _valid_filter(x), _valid_filter(y)
+  var_x = _valid_filter(x * x) - mean_x ** 2
+  var_y = _valid_filter(y * y) - mean_y ** 2
+  cov = _valid_filter(x * y) - mean_x * mean_y
+  mean_x, mean_y = mean_x + offset, mean_y + offset
+  c1, c2 = (SSIM_K1 * 255.0) ** 2, (SSIM_K2 * 255.0) ** 2
+  similarity = ((2 * mean_x * mean_y + c1) * (2 * cov + c2)
+                / ((mean_x ** 2 + mean_y ** 2 + c1) * (var_x + var_y + c2)))
+  return jnp.mean(similarity, axis=(-3, -2, -1))
 
 
 def batch_sums(ab_pred, ab_true, rgb_pred, rgb_true, mask, pixel_class=None, num_classes=1):
@@ -58,6 +106,7 @@ def batch_sums(ab_pred, ab_true, rgb_pred, rgb_true, mask, pixel_class=None, num
       'class_pixels': per_class(pixel_mask),                  # (num_classes,)
       'class_capped_error': per_class(pixel_mask * capped_error),
       'psnr': jnp.sum(mask * psnr(rgb_pred, rgb_true)),
+      'ssim': jnp.sum(mask * ssim(rgb_pred, rgb_true)),
       'colorfulness_pred': jnp.sum(mask * colorfulness(rgb_pred)),
       'colorfulness_true': jnp.sum(mask * colorfulness(rgb_true)),
       'ab_pred': jnp.sum(channel_mask * ab_pred, axis=(0, 1, 2)),  # per channel: (2,)
@@ -124,12 +173,18 @@ def summarize(total) -> dict:
   extra = {}
   if 'diversity' in total:  # summed per image by the GAN's evaluator
     extra['diversity'] = float(total['diversity'] / total['images'])
+  if 'ssim' in total:  # absent from the per-image sums saved before SSIM was added
+    extra['ssim'] = float(total['ssim'] / total['images'])
+  colorfulness_pred = float(total['colorfulness_pred'] / total['images'])
+  colorfulness_true = float(total['colorfulness_true'] / total['images'])
   return extra | {
       'auc': float(1.0 - total['capped_error'] / total['pixels'] / AUC_MAX_ERROR),
       'auc_rebalanced': _auc_rebalanced(total),
       'psnr': float(total['psnr'] / total['images']),
-      'colorfulness_pred': float(total['colorfulness_pred'] / total['images']),
-      'colorfulness_true': float(total['colorfulness_true'] / total['images']),
+      'colorfulness_pred': colorfulness_pred,
+      'colorfulness_true': colorfulness_true,
+      # deltaCF as DDColor reports it: of the mean colorfulness, not a mean of differences.
+      'colorfulness_delta': abs(colorfulness_pred - colorfulness_true),
       'ab_std_pred': _std(total, 'ab_pred'),
       'ab_std_true': true_std,
       'ab_std_ratio': _std(total, 'ab_pred') / true_std if true_std > 0 else float('nan'),

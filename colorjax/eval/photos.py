@@ -77,11 +77,17 @@ def named_photos(paths, source_spec):
   return _file_photos(files)
 
 
-def _source_photos(spec):
+def eval_source(data_config) -> sources.Source:
+  """The eval split of the source `run.py evaluate --source` names (loaded here, so that its
+  mistakes come before any scoring)."""
   try:
-    source = sources.load_source(configs.data_config(source=spec), 'eval')
+    return sources.load_source(data_config, 'eval')
   except UsageError as e:  # its messages name the training flag; here the user passed --source
     raise UsageError(str(e).replace('--config.data.source', '--source')) from None
+
+
+def _source_photos(spec):
+  source = eval_source(configs.data_config(source=spec))
   return ((f'{spec} #{i}', source[i]['image']) for i in range(len(source)))
 
 
@@ -99,10 +105,12 @@ def _skipped(name, reason):
   tqdm.write(f'skipped {name}: {reason}', file=sys.stderr)
 
 
-def score(colorizer, named_photos, mean_ab=None):
+def score(colorizer, named_photos, mean_ab=None, *, keep_gray=False, fid_features=None):
   """({'model' | 'gray' | 'mean ab': per-photo sums}, grid rows, names). Photos without
   colour are left out in one line (their colour metrics are undefined: an ab-std ratio over
-  an ab std of 0, a gray baseline that is exact); none with colour is a UsageError."""
+  an ab std of 0, a gray baseline that is exact), unless `keep_gray` (a benchmark protocol
+  that counts every image); none with colour is a UsageError. `fid_features`
+  (protocol.FidFeatures) is given each output with its original."""
   sums, rows, names, gray = {}, [], [], []
   candidates = {'gray': np.zeros(2, np.float32)}
   if mean_ab is not None:
@@ -111,7 +119,8 @@ def score(colorizer, named_photos, mean_ab=None):
   for name, rgb in tqdm(named_photos, desc='evaluate', unit='photo', disable=None):
     if not images.has_color(rgb, threshold):
       gray.append(name)
-      continue
+      if not keep_gray:
+        continue
     try:
       output = colorizer(rgb)
     except images.TooLarge as e:
@@ -119,6 +128,8 @@ def score(colorizer, named_photos, mean_ab=None):
       continue
     output = output[0] if output.ndim == 4 else output  # the first of several samples
     sums.setdefault('model', []).append(jax.device_get(photo_sums(output, rgb)))
+    if fid_features:
+      fid_features.add(output, rgb)
     for baseline, ab in candidates.items():
       sums.setdefault(baseline, []).append(
           jax.device_get(photo_sums(constant_color(colorizer, rgb, ab), rgb)))
@@ -126,7 +137,8 @@ def score(colorizer, named_photos, mean_ab=None):
       rows.append([np.asarray(constant_color(colorizer, rgb, candidates['gray'])), output,
                    rgb])
     names.append(name)
-  _report_gray(gray, scored=len(names), threshold=threshold)
+  if not keep_gray:
+    _report_gray(gray, scored=len(names), threshold=threshold)
   return sums, rows, names
 
 

@@ -115,11 +115,16 @@ COMPARED_METRICS = (('PSNR (dB)', 'psnr', '{:+.2f}'), ('AuC', 'auc', '{:+.4f}'),
                     ('ab-std ratio', 'ab_std_ratio', '{:+.3f}'))
 
 
-def interval_cell(interval: dict, fmt: str) -> str:
-  """'+0.12 [-0.05, +0.30]', with 'n.d.' when the interval includes 0."""
-  cell = (f"{fmt.format(interval['value'])} [{fmt.format(interval['low'])}, "
-          f"{fmt.format(interval['high'])}]")
-  return cell if stats.distinguishable(interval) else f'{cell} n.d.'
+def interval_text(bounds: dict, fmt: str) -> str:
+  """A stats.bootstrap interval as '0.12 [0.05, 0.30]'."""
+  return (f"{fmt.format(bounds['value'])} [{fmt.format(bounds['low'])}, "
+          f"{fmt.format(bounds['high'])}]")
+
+
+def interval_cell(difference: dict, fmt: str) -> str:
+  """A difference's interval, '+0.12 [-0.05, +0.30]', with 'n.d.' when it includes 0."""
+  cell = interval_text(difference, fmt)
+  return cell if stats.distinguishable(difference) else f'{cell} n.d.'
 
 
 def comparison(differences: dict, items: str, columns=COMPARED_METRICS,
@@ -140,15 +145,13 @@ def comparison(differences: dict, items: str, columns=COMPARED_METRICS,
 def interval_table(results) -> str:
   """One row per colorization of {name: {metric: stats.bootstrap interval}}, with the
   photo evaluation's columns."""
-  def cells(m, fmt):
-    return f"{fmt.format(m['value'])} [{fmt.format(m['low'])}, {fmt.format(m['high'])}]"
-
-  columns = [('PSNR (dB)', 'psnr', '{:.2f}'), ('AuC', 'auc', '{:.4f}'),
+  columns = [('PSNR (dB)', 'psnr', '{:.2f}'), ('SSIM', 'ssim', '{:.4f}'),
+             ('AuC', 'auc', '{:.4f}'),
              ('AuC rebalanced', 'auc_rebalanced', '{:.4f}'),
              ('colorfulness', 'colorfulness_pred', '{:.1f}'),
              ('ab-std ratio', 'ab_std_ratio', '{:.3f}'),
              ('per-image ab variance', 'image_ab_var_pred', '{:.1f}')]
-  rows = [[name, *(cells(m[key], fmt) for _, key, fmt in columns)]
+  rows = [[name, *(interval_text(m[key], fmt) for _, key, fmt in columns)]
           for name, m in results.items()]
   return markdown_table(['colorization', *(header for header, _, _ in columns)], rows)
 

@@ -40,10 +40,15 @@ def _count(per_item: dict) -> int:
 
 
 def _interval(value: dict, draws: list[dict]) -> dict:
-  return {k: {'value': float(value[k]),
-              'low': float(np.nanpercentile([d[k] for d in draws], INTERVAL[0])),
-              'high': float(np.nanpercentile([d[k] for d in draws], INTERVAL[1]))}
-          for k in value}
+  """A metric undefined in every draw (SSIM of images under its 11-pixel window) gets NaN
+  bounds, without numpy's warning."""
+  bounds = {}
+  for k in value:
+    samples = np.asarray([d[k] for d in draws], np.float64)
+    defined = samples[~np.isnan(samples)]
+    low, high = np.percentile(defined, INTERVAL) if defined.size else (np.nan, np.nan)
+    bounds[k] = {'value': float(value[k]), 'low': float(low), 'high': float(high)}
+  return bounds
 
 
 def bootstrap(per_item: dict, statistic: Callable[[dict], dict], resamples: int = RESAMPLES,

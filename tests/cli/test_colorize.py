@@ -8,7 +8,6 @@ import json
 import shutil
 import threading
 
-import jax
 import numpy as np
 import PIL.Image
 import pytest
@@ -16,33 +15,15 @@ import skimage.color
 import skimage.data
 import skimage.io
 
-from colorjax import configs
-from colorjax.cli import colorize, flags, main
+from colorjax.cli import colorize, main
 from colorjax.data import images
 from colorjax.errors import UsageError
-from colorjax.families import norm_ablation as family
-from colorjax.programs import norm_ablation as ablation
-from colorjax.train import checkpoint, optim, workdirs
-from tests import commands
+from tests import commands, saved_runs
 
 
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
-  """An ablation workdir with config.json and a checkpoint, as a run leaves them."""
-  root = tmp_path_factory.mktemp('run')
-  config = flags.apply_overrides(configs.load_config('norm_ablation'),
-                                   {'image_scale': '0.1', 'seeds': '0'}, 'norm_ablation')
-  workdirs.bind(root, config)
-  state = jax.jit(lambda: ablation.init_states(
-      family.network(config), optim.make_optimizer(config.optimizer),
-      family.list_runs(config)))()
-  last_layer = max(state.params)  # the output conv, named last
-  state = state.replace(params={**state.params, last_layer: jax.tree.map(
-      lambda w: 30 * w, state.params[last_layer])})
-  checkpoints = checkpoint.Checkpoints(root, max_to_keep=1)
-  checkpoints.save(1, state)
-  checkpoints.close()
-  return root
+  return saved_runs.ablation_run(tmp_path_factory.mktemp('run'))
 
 
 def _lightness(rgb):

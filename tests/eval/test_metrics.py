@@ -1,6 +1,9 @@
 """Metrics against scikit-image and closed forms."""
 
+import jax
 import numpy as np
+import pytest
+import scipy.ndimage
 import skimage.data
 import skimage.metrics
 
@@ -46,6 +49,108 @@ def test_colorfulness_closed_forms():
   halves = np.zeros((1, 2, 2, 3), np.float32)  # top row yellow (1, 1, 0), bottom row black:
   halves[0, 0, :, :2] = 1.0                     # rg = 0; yb in {255, 0}: std 127.5, mean 127.5
   np.testing.assert_allclose(metrics.colorfulness(halves), [127.5 + 0.3 * 127.5], rtol=1e-5)
+
+
+def test_colorfulness_takes_the_opponents_in_absolute_value():
+  """Half pure red (255, 0, 0), half pure green (0, 255, 0): rg = |R - G| = 255 and
+  yb = |(R + G) / 2 - B| = 127.5 on both halves, so no spread and CF = 0.3 * sqrt(255^2 +
+  127.5^2) = 0.3 * 127.5 * sqrt(5) = 85.5; the paper's signed rg (+-255) would give std 255,
+  mean 0 and CF = 255 + 0.3 * 127.5 = 293.25. Half blue, half yellow: rg = 0, yb = 255 on
+  both: CF = 0.3 * 255 (signed: yb = +-255, CF = 255)."""
+  red_green = np.zeros((2, 4, 3), np.float32)
+  red_green[:, :2, 0] = red_green[:, 2:, 1] = 1.0
+  blue_yellow = np.zeros((2, 4, 3), np.float32)
+  blue_yellow[:, :2, 2] = blue_yellow[:, 2:, :2] = 1.0
+  np.testing.assert_allclose(metrics.colorfulness(np.stack([red_green, blue_yellow])),
+                             [0.3 * 127.5 * np.sqrt(5), 0.3 * 255], rtol=1e-5)
+
+
+def _ddcolor_colorfulness(bgr):
+  """DDColor's basicsr/metrics/colorfulness.py calculate_cf, with cv2.split as numpy's."""
+  blue, green, red = np.moveaxis(bgr.astype('float'), -1, 0)
+  rg = np.absolute(red - green)
+  yb = np.absolute(0.5 * (red + green) - blue)
+  (rb_mean, rb_std) = (np.mean(rg), np.std(rg))
+  (yb_mean, yb_std) = (np.mean(yb), np.std(yb))
+  std_root = np.sqrt((rb_std ** 2) + (yb_std ** 2))
+  mean_root = np.sqrt((rb_mean ** 2) + (yb_mean ** 2))
+  return std_root + (0.3 * mean_root)
+
+
+def test_colorfulness_is_ddcolors_on_photos():
+  photos = np.stack([photo[:300, :400] for photo in (
+      skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea())])
+  expected = [_ddcolor_colorfulness(photo[..., ::-1]) for photo in photos]  # cv2 reads BGR
+  assert max(expected) > 1.2 * min(expected)  # photos that differ in colorfulness
+  np.testing.assert_allclose(metrics.colorfulness(photos.astype(np.float32) / 255), expected,
+                             rtol=1e-5)
+
+
+def _skimage_ssim(pred_uint8, true_uint8):
+  return skimage.metrics.structural_similarity(
+      pred_uint8, true_uint8, channel_axis=-1, data_range=255, gaussian_weights=True,
+      sigma=1.5, use_sample_covariance=False)
+
+
+def _altered(photo):
+  """A blurred, colour-shifted 8-bit version of a photo."""
+  blurred = scipy.ndimage.gaussian_filter(photo.astype(np.float64), (1.2, 1.2, 0))
+  return np.clip(blurred * [1.1, 0.9, 1.0] + [10, -5, 20], 0, 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize('size', [(11, 11), (12, 17), (33, 64), (101, 77), (256, 255)])
+def test_ssim_matches_skimage_on_a_photo(size):
+  truth = skimage.data.astronaut()[:size[0], :size[1]]
+  pred = _altered(truth)
+  ours = float(metrics.ssim(pred / np.float32(255), truth / np.float32(255)))
+  assert abs(ours - _skimage_ssim(pred, truth)) < 1e-5
+
+
+def test_ssim_matches_skimage_on_random_images_and_keeps_leading_axes():
+  """A batch of random images (SSIM near 0) and a bright, nearly flat pair (near 1, where
+  float32 variances of the raw values would be off by some 7e-5)."""
+  random = np.random.default_rng(4).integers(0, 256, (2, 3, 23, 31, 3), dtype=np.uint8)
+  ours = np.asarray(jax.jit(metrics.ssim)(random[0] / np.float32(255),
+                                          random[1] / np.float32(255)))
+  assert ours.shape == (3,)
+  np.testing.assert_allclose(ours, [_skimage_ssim(p, t) for p, t in zip(*random)], atol=1e-5)
+  bright = np.full((64, 64, 3), 250, np.uint8)
+  striped = bright.copy()
+  striped[::2] = 249
+  ours = float(metrics.ssim(striped / np.float32(255), bright / np.float32(255)))
+  assert abs(ours - _skimage_ssim(striped, bright)) < 1e-6
+
+
+def test_ssim_of_an_image_with_itself_is_one_and_undefined_below_the_window():
+  photo = skimage.data.coffee()[:40, :50] / np.float32(255)
+  assert abs(float(metrics.ssim(photo, photo)) - 1.0) < 1e-6
+  assert np.isnan(metrics.ssim(photo[:10], photo[:10]))
+
+
+def test_batch_sums_ssim_ignores_padding():
+  truth = skimage.data.chelsea()[:32, :40]
+  pred = _altered(truth)
+  rgb_pred = np.stack([pred, 255 - truth]) / np.float32(255)  # the second is padding
+  rgb_true = np.stack([truth, truth]) / np.float32(255)
+  ab = np.zeros((2, 32, 40, 2), np.float32)
+  scored = metrics.summarize(metrics.add_sums({}, metrics.batch_sums(
+      ab, ab, rgb_pred, rgb_true, np.asarray([1.0, 0.0], np.float32))))
+  assert abs(scored['ssim'] - _skimage_ssim(pred, truth)) < 1e-5
+
+
+def test_summarize_ssim_and_colorfulness_delta_by_hand():
+  """Two images: SSIM sums to 1.5 (mean 0.75); colorfulness sums 60 predicted and 100 true,
+  so deltaCF = |60 / 2 - 100 / 2| = 20. Sums saved before SSIM existed report none."""
+  total = {'images': 2.0, 'pixels': 8.0, 'capped_error': 0.0, 'class_pixels': np.ones(1),
+           'class_capped_error': np.zeros(1), 'psnr': 40.0, 'ssim': 1.5,
+           'colorfulness_pred': 60.0, 'colorfulness_true': 100.0,
+           'image_ab_var_pred': 0.0, 'image_ab_var_true': 0.0,
+           **{f'ab_{side}{sq}': np.ones(2) for side in ('pred', 'true') for sq in ('', '_sq')}}
+  scored = metrics.summarize(total)
+  assert scored['ssim'] == 0.75 and scored['colorfulness_delta'] == 20.0
+  assert (scored['colorfulness_pred'], scored['colorfulness_true']) == (30.0, 50.0)
+  del total['ssim']
+  assert 'ssim' not in metrics.summarize(total)
 
 
 def _metrics(ab_pred, ab_true, mask=None, pixel_class=None, num_classes=1):
