@@ -6,6 +6,7 @@ and vmap, so the same code converts on device in training, evaluation and infere
 constants follow scikit-image, the reference the tests hold these functions to.
 """
 
+import functools
 from typing import Callable, NamedTuple
 
 import flax.struct
@@ -105,14 +106,23 @@ def rgb_to_lab(rgb):
                          for m in LAB_XYZ_FROM_RGB.astype(np.float32)))
 
 
+def _xyz_from_f(f):
+  """CIE's inverse of f: t^3 above 6/29, its linear segment below (XYZ over the white)."""
+  return jnp.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / LAB_KAPPA)
+
+
+def _linear_rgb_planes(lightness, a, b):
+  """L, a, b planes -> linear sRGB planes, unclipped: outside [0, 1] where the colour is out of
+  gamut. Planes, not a (..., 3) array: XLA fuses them into one vectorized loop."""
+  fy = (lightness + 16.0) / 116.0
+  fz = jnp.maximum(fy - b / 200.0, 0.0)  # scikit-image clips negative Z to 0
+  xyz = [_xyz_from_f(f) * white for f, white in zip((a / 500.0 + fy, fy, fz), _D65_WHITE)]
+  return [sum(x * m for x, m in zip(xyz, row)) for row in _RGB_FROM_XYZ.astype(np.float32)]
+
+
 def _lab_to_linear_rgb(lab):
   """Lab -> linear sRGB, unclipped: outside [0, 1] where the colour is out of gamut."""
-  fy = (lab[..., 0] + 16.0) / 116.0
-  fx = lab[..., 1] / 500.0 + fy
-  fz = jnp.maximum(fy - lab[..., 2] / 200.0, 0.0)  # scikit-image clips negative Z to 0
-  f = jnp.stack([fx, fy, fz], axis=-1)
-  xyz = jnp.where(f > 0.2068966, f ** 3, (f - 16.0 / 116.0) / LAB_KAPPA)
-  return _matmul3(xyz * jnp.asarray(_D65_WHITE, lab.dtype), _RGB_FROM_XYZ)
+  return jnp.stack(_linear_rgb_planes(lab[..., 0], lab[..., 1], lab[..., 2]), axis=-1)
 
 
 def lab_to_rgb(lab):
@@ -128,24 +138,23 @@ def fit_chroma_to_gamut(lab, iterations: int = 20, slack: float = 1e-5):
   """Scale each colour's ab toward gray, by the least factor (found by bisection) that brings
   it inside the sRGB gamut; L and hue are kept. lab_to_rgb clips out-of-gamut colours channel
   by channel, which changes their lightness; after this it clips nothing (beyond `slack`), so
-  a colorized photo keeps exactly the L it was given. L must lie in [0, 100]."""
+  a colorized photo keeps exactly the L it was given. L must lie in [0, 100]. The bisection
+  is unrolled on planes: one fused loop over the pixels (9 ms for 0.4 megapixels on 2 cores,
+  where a loop of (..., 3) conversions took 92)."""
   lab = _float(lab)
-  lightness, ab = lab[..., :1], lab[..., 1:]
+  lightness, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
 
   def inside(scale):
-    linear = _lab_to_linear_rgb(jnp.concatenate([lightness, scale * ab], axis=-1))
-    return jnp.all((linear >= -slack) & (linear <= 1 + slack), axis=-1, keepdims=True)
+    planes = _linear_rgb_planes(lightness, scale * a, scale * b)
+    return functools.reduce(jnp.logical_and, [(p >= -slack) & (p <= 1 + slack) for p in planes])
 
-  def bisect(_, bounds):
-    low, high = bounds
+  low, high = jnp.zeros_like(lightness), jnp.ones_like(lightness)
+  for _ in range(iterations):
     middle = (low + high) / 2
     ok = inside(middle)
-    return jnp.where(ok, middle, low), jnp.where(ok, high, middle)
-
-  low, _ = jax.lax.fori_loop(0, iterations, bisect,
-                             (jnp.zeros_like(lightness), jnp.ones_like(lightness)))
+    low, high = jnp.where(ok, middle, low), jnp.where(ok, high, middle)
   scale = jnp.where(inside(jnp.ones_like(lightness)), 1.0, low)
-  return jnp.concatenate([lightness, scale * ab], axis=-1)
+  return jnp.stack([lightness, scale * a, scale * b], axis=-1)
 
 
 def lab_from_uint8(rgb_uint8):
