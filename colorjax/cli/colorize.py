@@ -98,12 +98,11 @@ def colorize_files(colorizer: inference.Colorizer, files, names, *, compare=Fals
       by_size = {}  # files of one working size go through the network together
       for i in good:
         by_size.setdefault(colorizer.working_size(*decoded[i].shape[:2]), []).append(i)
-      for indices in by_size.values():
+      for indices in (part for group in by_size.values()
+                      for part in _split_in_batch_shapes(group, batch_size)):
         lightness = list(pool.map(
             lambda i: colorizer.network_input(decoded[i], hints[i] if hints else ()), indices))
-        lightness += lightness[:1] * (batch_size - len(indices))  # one shape: one compile
-        ab = colorizer.predict_ab_batch(jnp.concatenate(lightness),
-                                        indices + [0] * (batch_size - len(indices)))
+        ab = colorizer.predict_ab_batch(jnp.concatenate(lightness), indices)
         written, writing = writing, [
             writer.submit(_colorize_and_write, colorizer, names[i], decoded[i], ab[:, k], compare)
             for k, i in enumerate(indices)]
@@ -114,6 +113,20 @@ def colorize_files(colorizer: inference.Colorizer, files, names, *, compare=Fals
       future.result()
       bar.update()
   return failed
+
+
+def _split_in_batch_shapes(indices, batch_size):
+  """A group of files of one working size in batches of batch_size and of powers of two
+  below it, largest first (6 -> 4 + 2): no padded image goes through the network, and each
+  working size compiles a few batch shapes at most (kept on disk by the compilation cache)."""
+  shapes = [batch_size] + [2 ** k for k in range(batch_size.bit_length() - 1, -1, -1)
+                           if 2 ** k < batch_size]
+  parts, start = [], 0
+  while start < len(indices):
+    size = next(s for s in shapes if s <= len(indices) - start)
+    parts.append(indices[start:start + size])
+    start += size
+  return parts
 
 
 def _colorize_and_write(colorizer, name, rgb, ab, compare):

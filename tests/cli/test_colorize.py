@@ -15,6 +15,7 @@ import skimage.color
 import skimage.data
 import skimage.io
 
+from colorjax import inference
 from colorjax.cli import colorize, main
 from colorjax.data import images
 from colorjax.errors import UsageError
@@ -123,6 +124,27 @@ def test_a_write_that_fails_stops_colorize_with_its_error(workdir, tmp_path, mon
   assert len(written) == 2
   for path in written:
     assert np.asarray(PIL.Image.open(path)).shape == (40, 40, 3)
+
+
+def test_photos_of_mixed_sizes_go_through_the_network_unpadded(workdir, tmp_path, monkeypatch):
+  """Files are batched by working size; a group that does not fill a batch is split into
+  powers of two (6 -> 4 + 2), so the network sees each photo once and no padding."""
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  for i in range(11):  # 7 of one size, 4 of another, interleaved
+    size = (40, 56) if i % 3 else (56, 40)
+    skimage.io.imsave(folder / f'{i:02d}.png', images.resize_rgb(skimage.data.chelsea(), size))
+  batches = []
+  real_predict = inference.Colorizer.predict_ab_batch
+
+  def recording(self, l_nhw1, indices):
+    batches.append(len(l_nhw1))
+    return real_predict(self, l_nhw1, indices)
+
+  monkeypatch.setattr(inference.Colorizer, 'predict_ab_batch', recording)
+  assert _colorize(workdir, folder, f'--out={tmp_path / "out"}', '--batch_size=8') == 0
+  assert sum(batches) == 11 and all(b in (8, 4, 2, 1) for b in batches), batches
+  assert len(list((tmp_path / 'out').iterdir())) == 11
 
 
 def test_same_stems_get_distinct_names_and_inputs_are_never_overwritten(workdir, tmp_path):
