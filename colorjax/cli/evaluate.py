@@ -98,8 +98,10 @@ def main(argv) -> int:
     record['protocol'] = {'name': args.protocol, 'fid': fid_value}
   (out / 'evaluation.json').write_text(json.dumps(record, indent=2) + '\n')
   report.save_image_grid(out / 'evaluation.png', rows, ['input (L)', 'colorized', 'original'])
+  prepared = (f'as the {args.protocol} protocol prepares them (below)' if args.protocol
+              else 'at full resolution')
   path = report.write_report(out, f'Evaluation of {workdir}', [
-      f'{len(names)} photos at full resolution, colorized as `run.py colorize` writes them '
+      f'{len(names)} photos {prepared}, colorized as `run.py colorize` writes them '
       f"(working size: {args.size or 'the family default'}, pipeline: {args.pipeline}). "
       'Each figure: value over all '
       f'photos [95% bootstrap interval, {args.bootstrap} resamples of the photos]. Baselines: '
