@@ -174,8 +174,9 @@ def test_import_says_which_network_and_ignores_model_class(released, tmp_path, c
   torch.save({'conv.weight': torch.zeros(2, 2)}, tmp_path / 'neither.pth')
   cases = {'wrong_shape.pth': "not a siggraph17 state_dict: 'model9up.0.weight' is "
                               '(64, 128, 4, 4)',
-           'neither.pth': "is neither released network: its state_dict has no "
-                          "'model_out.weight' (eccv16) nor 'model8up.0.weight' (siggraph17)"}
+           'neither.pth': "is none of the released networks: its state_dict has no "
+                          "'model_out.weight' (eccv16), 'model8up.0.weight' (siggraph17) "
+                          "nor 'Mixed_7c.branch_pool.conv.weight' (Inception-v3)"}
   for name, message in cases.items():
     commands.assert_one_line(*commands.run_in_process(
         capsys, 'import_weights', tmp_path / name, f'--workdir={tmp_path / name}.run'), message)

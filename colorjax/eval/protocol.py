@@ -92,7 +92,7 @@ class FidFeatures:
 
   def __init__(self, variables):
     self._variables = jax.device_put(variables)
-    self._features = jax.jit(lambda v, rgb_uint8: inception.fid_features(
+    self._jitted = jax.jit(lambda v, rgb_uint8: inception.fid_features(
         v, rgb_uint8.astype(jnp.float32) / 255.0))
     self._pending = []
     self.outputs, self.truths = fid.FeatureStats(), fid.FeatureStats()
@@ -108,10 +108,14 @@ class FidFeatures:
     count = len(self._pending)
     batch = np.stack([x for pair in self._pending for x in pair])  # output, truth, ...
     padded = np.concatenate([batch, np.repeat(batch[:1], 2 * FID_BATCH - len(batch), 0)])
-    features = np.asarray(self._features(self._variables, padded), np.float64)[:2 * count]
+    features = self.features(padded)[:2 * count]
     self.outputs.add(features[0::2])
     self.truths.add(features[1::2])
     self._pending = []
+
+  def features(self, rgb_uint8) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, 2048) float64 Inception features."""
+    return np.asarray(self._jitted(self._variables, rgb_uint8), np.float64)
 
   def distance(self) -> float:
     self._flush()
