@@ -51,8 +51,8 @@ class Source:
   num_examples: int
   read: Callable[[int, int], dict]
   skipped: list = dataclasses.field(default_factory=list)  # unreadable files, for the report
-  # index -> the example's file name where the source keeps one (a tfds `file_name`), read
-  # without decoding the image: a benchmark protocol picks its images by name.
+  # index -> the example's file name where the source keeps one (a folder's path, a tfds
+  # `file_name`), read without decoding the image: a benchmark protocol picks images by name.
   file_name: Callable[[int], str] | None = None
 
   def __len__(self):
@@ -227,7 +227,7 @@ def _folder(path, split, config) -> Source:
     tqdm.write(f'{root}: skipped {len(skipped)} unreadable file(s) of {len(files)} in the '
                f"{split} split: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
   return Source(len(kept), lambda i, short_side: {
-      'image': images.read_rgb(kept[i], short_side), 'label': -1}, skipped)
+      'image': images.read_rgb(kept[i], short_side), 'label': -1}, skipped, kept.__getitem__)
 
 
 @contextlib.contextmanager

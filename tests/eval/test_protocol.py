@@ -59,6 +59,18 @@ def test_imagenet_validation_images_are_taken_by_file_name():
     np.testing.assert_array_equal(got, expected)
 
 
+def test_a_folder_source_gives_all_its_files_in_order(tmp_path):
+  """--source=folder:PATH with the protocol: every file of the folder (no evaluation split
+  held out), in sorted order, the first `count`, each squared."""
+  folder = tmp_path / 'photos'
+  _photos(folder)
+  taken = list(protocol.named_photos([], f'folder:{folder}', count=4))
+  assert [name for name, _ in taken] == [str(folder / f'{i}.png') for i in range(4)]
+  for i, (_, rgb) in enumerate(taken):
+    np.testing.assert_array_equal(rgb, protocol.square(images.read_rgb(folder / f'{i}.png')))
+  assert len(list(protocol.named_photos([], f'folder:{folder}'))) == 6
+
+
 def test_fid_features_in_padded_batches_are_those_of_all_at_once(monkeypatch):
   """Features are computed FID_BATCH photo pairs at a time, outputs and originals
   interleaved, the last batch padded: their statistics equal those of every image's features
