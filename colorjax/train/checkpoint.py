@@ -8,8 +8,9 @@ training there deletes one meanwhile (max_to_keep).
 
 Orbax reports a failed save or read twice: it logs it, with a traceback from each of its
 threads, then raises it; and a save or read it aborts leaves tensorstore callbacks for an
-event loop it has closed, each of which prints `RuntimeError: Event loop is closed`. Only
-the error raised is reported (_quiet_orbax): a full disk is then one line, not hundreds.
+event loop it has closed, each of which prints `RuntimeError: Event loop is closed`, and read
+coroutines dropped with their error, each printed as "Exception ignored in: <coroutine ...>".
+Only the error raised is reported (_quiet_orbax): a full disk is then one line, not hundreds.
 """
 
 import logging
@@ -41,9 +42,12 @@ def _not_an_orbax_failure(record: logging.LogRecord) -> bool:
   return record.levelno < logging.ERROR or f'{os.sep}orbax{os.sep}' not in record.pathname
 
 
-def _loop_closed(unraisable) -> bool:
-  error = unraisable.exc_value
-  return isinstance(error, RuntimeError) and str(error) == 'Event loop is closed'
+def _left_by_an_aborted_read(unraisable) -> bool:
+  """An error no one will see raised: a callback for the event loop Orbax closed, or one of
+  Orbax's read coroutines dropped with the error of the files it was reading."""
+  error, source = unraisable.exc_value, getattr(unraisable.object, 'cr_code', None)
+  return ((isinstance(error, RuntimeError) and str(error) == 'Event loop is closed')
+          or (source is not None and f'{os.sep}orbax{os.sep}' in source.co_filename))
 
 
 def _quiet_orbax():
@@ -51,15 +55,15 @@ def _quiet_orbax():
   callbacks its aborted reads and saves leave behind (the module's docstring). Idempotent;
   the hook is put back when something (a test runner) replaced it."""
   logging.getLogger('absl').addFilter(_not_an_orbax_failure)  # once: addFilter checks
-  if getattr(sys.unraisablehook, 'mutes_closed_loops', False):
+  if getattr(sys.unraisablehook, 'mutes_aborted_reads', False):
     return
   previous = sys.unraisablehook
 
   def hook(unraisable):
-    if not _loop_closed(unraisable):
+    if not _left_by_an_aborted_read(unraisable):
       previous(unraisable)
 
-  hook.mutes_closed_loops = True
+  hook.mutes_aborted_reads = True
   sys.unraisablehook = hook
 
 

@@ -7,7 +7,9 @@ import itertools
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
+import types
 
 import jax
 import jax.numpy as jnp
@@ -115,8 +117,32 @@ def test_a_partial_read_returns_only_what_prediction_needs(tmp_path):
     assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
-# A read that Orbax aborts (its files deleted under it) leaves a callback scheduled on an
-# event loop it has closed: its error ('Event loop is closed', printed as unraisable) is muted.
+def _coroutine_of(package: str):
+  """A coroutine whose code lives in a file of `package`."""
+  namespace = {}
+  exec(compile('async def read():\n  pass\n', os.path.join(os.sep, 'x', package, 'read.py'),
+               'exec'), namespace)
+  return namespace['read']()
+
+
+def test_what_an_aborted_read_leaves_is_muted_and_nothing_else(monkeypatch):
+  """The unraisable errors an aborted Orbax read leaves (a closed event loop's, a dropped read
+  coroutine's) never reach the terminal; any other unraisable error still does."""
+  shown = []
+  monkeypatch.setattr(sys, 'unraisablehook', shown.append)
+  checkpoint._quiet_orbax()
+  orbax_read, our_read = _coroutine_of('orbax'), _coroutine_of('colorjax')
+  ours = types.SimpleNamespace(exc_value=ValueError('ours'), object=our_read)
+  for unraisable in (types.SimpleNamespace(exc_value=RuntimeError('Event loop is closed'),
+                                           object=None),
+                     types.SimpleNamespace(exc_value=Exception('reading array'), object=orbax_read),
+                     ours):
+    sys.unraisablehook(unraisable)
+  orbax_read.close()
+  our_read.close()
+  assert shown == [ours]
+
+
 def _unlink_files(folder):
   """The first half of an rmtree: every file gone, the folders still there (what a reader
   on another thread may see when its read fails)."""
@@ -125,6 +151,9 @@ def _unlink_files(folder):
       os.unlink(os.path.join(root, name))
 
 
+# A read that Orbax aborts (its files deleted under it) leaves a callback scheduled on an
+# event loop it has closed ('Event loop is closed', printed as unraisable) and read coroutines
+# dropped with their error ('Exception ignored in: <coroutine ...>'): both are muted.
 @pytest.mark.filterwarnings('error::pytest.PytestUnraisableExceptionWarning')
 @pytest.mark.parametrize('prune', [shutil.rmtree, _unlink_files], ids=['whole', 'half-way'])
 def test_a_reader_skips_a_step_deleted_at_any_moment_of_the_read(tmp_path, monkeypatch, capsys,
