@@ -3,8 +3,9 @@
 import argparse
 
 
-class UsageError(Exception):
-  """A mistake the user can fix: the message names the problem and the fix."""
+class UsageError(ValueError):
+  """A mistake the user can fix: the message names the problem and the fix. A ValueError, so
+  that colorjax.load's argument mistakes are all TypeErrors or ValueErrors, as documented."""
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import PIL.Image
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from colorjax import color, families, hints as user_hints, mesh, published, xla_cpu
@@ -99,7 +100,7 @@ class Colorizer:
   def __init__(self, spec: NetworkSpec, variables, options: Options = Options(), size=None):
     if options.pipeline == 'published' and size is not None:
       raise UsageError('--size does not apply to --pipeline=published: the demo squashes every '
-                       'photo to 256x256')
+                       'photo to 256x256; leave --size out')
     self.spec, self.options, self.size = spec, options, size
     self.published = options.pipeline == 'published'
     self.samples = options.samples or 1
@@ -184,16 +185,33 @@ class Colorizer:
     return jnp.concatenate([lightness, jnp.asarray(planes)[None]], -1)
 
   def __call__(self, image, hints=None) -> np.ndarray:
-    """An image as images.to_rgb_uint8 takes it (uint8, uint16 or float in [0, 1]; gray,
-    RGB or RGBA), or an image file's path -> the colorized uint8 (H, W, 3) that `run.py
+    """An image as `image_rgb` takes it -> the colorized uint8 (H, W, 3) that `run.py
     colorize` writes ((S, H, W, 3) when samples is given). `hints`: the user's colours for
     a siggraph17 run, a list of {"y", "x", "rgb" or "ab", "size"} (colorjax/hints.py)."""
-    rgb = (images.read_rgb(image) if isinstance(image, (str, os.PathLike))
-           else images.to_rgb_uint8(image))
+    rgb = image_rgb(image)
     parsed = () if hints is None else user_hints.parse(hints)
     ab = self.predict_ab_batch(self.network_input(rgb, parsed), [0])[:, 0]
     outputs = np.asarray(self.colorized(rgb, ab))
     return outputs if self.options.samples else outputs[0]
+
+
+ACCEPTED = (f'an image array ({images.CONVENTIONS}; gray, RGB or RGBA), a PIL image, or an '
+            'image file: its path, its bytes or a binary file object')
+
+
+def image_rgb(image) -> np.ndarray:
+  """What a Colorizer takes -> uint8 (H, W, 3): an array (images.to_rgb_uint8), a PIL image
+  (images.pil_rgb), or an image file as `run.py colorize` reads it. Encoded bytes are taken,
+  not refused: they are what a path is read into. Anything else is a TypeError naming these."""
+  if isinstance(image, (str, os.PathLike, bytes, bytearray)) or hasattr(image, 'read'):
+    return images.read_rgb(image)
+  if isinstance(image, PIL.Image.Image):
+    return images.pil_rgb(image)
+  array = np.asarray(image)
+  if array.dtype.kind in 'SUOV':  # text, objects, records: no pixels to read
+    raise TypeError(f'a colorizer takes {ACCEPTED}; not a {type(image).__name__} of '
+                    f'{array.dtype}')
+  return images.to_rgb_uint8(array)
 
 
 def cache_compiled_programs():
@@ -219,12 +237,12 @@ def load(workdir, network: str | None = None, temperature: float | None = None,
   (colorjax/published.py) for Zhang et al.'s networks. Each argument is checked here, as
   run.py colorize checks its flags: a TypeError or ValueError names what it takes."""
   options = Options(network, temperature, samples, seed, pipeline)
-  _check_options(options)
+  _check_options(options, size)
   size = images.check_working_size(size)
   return Colorizer(*load_network(pathlib.Path(workdir), options), options, size)
 
 
-def _check_options(options: Options):
+def _check_options(options: Options, size):
   """The mistakes a notebook can make in load's options, before the network is read."""
   _check_type('network', options.network, str, 'a name (str) or None', optional=True)
   _check_type('temperature', options.temperature, numbers.Real, 'a number', optional=True)
@@ -237,6 +255,9 @@ def _check_options(options: Options):
     raise ValueError(f"pipeline={options.pipeline!r}: pass one of {', '.join(PIPELINES)}")
   if options.samples is not None and options.samples < 1:
     raise ValueError(f'samples={options.samples!r} must be at least 1')
+  if options.pipeline == 'published' and size is not None:
+    raise ValueError(f"size={size!r} does not apply to pipeline='published': the demo squashes "
+                     'every photo to 256x256; leave size out')
 
 
 def _check_type(name, value, kind, expected, optional=False):

@@ -1,6 +1,8 @@
 """The public API (colorjax.load) against what `run.py colorize` writes: a notebook and the
 command line see the same pixels; a run's network restored from any workdir."""
 
+import io
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -40,8 +42,9 @@ def test_predict_ab_gives_ab_at_the_network_output_size(zhang_run):
 
 
 def test_load_names_a_missing_run_in_one_line(tmp_path):
-  with pytest.raises(UsageError, match='holds no run'):
+  with pytest.raises(ValueError, match='holds no run') as error:  # an argument mistake
     colorjax.load(tmp_path)
+  assert isinstance(error.value, UsageError)  # one line from run.py
 
 
 def test_size_changes_what_the_network_sees_not_the_output(zhang_run):
@@ -65,6 +68,8 @@ def test_size_changes_what_the_network_sees_not_the_output(zhang_run):
     ({'size': -5}, ValueError, 'size=-5: each side must be 1 to'),
     ({'size': (0, 0)}, ValueError, r'size=\(0, 0\): each side'),
     ({'size': 100000}, ValueError, 'MAX_WORKING_SIDE'),
+    ({'pipeline': 'published', 'size': 64}, ValueError,
+     "size=64 does not apply to pipeline='published': .*; leave size out"),
 ])
 def test_load_checks_its_arguments_before_reading_the_run(tmp_path, arguments, error, message):
   with pytest.raises(error, match=message):
@@ -81,11 +86,35 @@ def test_a_colorizer_takes_every_documented_convention_alike(colorizer, tmp_path
   PIL.Image.fromarray(photo).save(tmp_path / 'coffee.png')
   expected = colorizer(photo)
   alpha = np.full((24, 40, 1), 7, np.uint8)
+  encoded = (tmp_path / 'coffee.png').read_bytes()
   same = {'uint16': photo.astype(np.uint16) * 257, 'float': photo / 255.0,
           'rgba': np.concatenate([photo, alpha], -1), 'str': str(tmp_path / 'coffee.png'),
-          'path': tmp_path / 'coffee.png', 'PIL': PIL.Image.fromarray(photo)}
+          'path': tmp_path / 'coffee.png', 'PIL': PIL.Image.fromarray(photo),
+          'bytes': encoded, 'bytearray': bytearray(encoded), 'file': io.BytesIO(encoded)}
   for name, image in same.items():
     np.testing.assert_array_equal(colorizer(image), expected, err_msg=name)
+  gray = photo[..., 1]
+  for image in (PIL.Image.fromarray(gray), PIL.Image.fromarray(gray.astype(np.uint16) * 257)):
+    assert image.mode in ('L', 'I;16')
+    np.testing.assert_array_equal(colorizer(image), colorizer(gray), err_msg=image.mode)
+
+
+def test_a_pil_image_of_any_mode_is_read_as_its_colours(colorizer):
+  """A palette image's array holds indices into its palette, a CMYK one's four inks."""
+  colours = np.array([[200, 30, 40], [20, 180, 60], [30, 60, 220], [240, 220, 30]], np.uint8)
+  indices = np.arange(24 * 40).reshape(24, 40) // 7 % 4
+  palette = PIL.Image.fromarray(indices.astype(np.uint8), 'P')
+  palette.putpalette(colours.ravel())
+  np.testing.assert_array_equal(colorizer(palette), colorizer(colours[indices]))
+  cmyk = PIL.Image.fromarray(colours[indices]).convert('CMYK')
+  np.testing.assert_array_equal(colorizer(cmyk), colorizer(np.asarray(cmyk.convert('RGB'))))
+
+
+@pytest.mark.parametrize('image', [['a', 'b'], np.array(['coffee.png']), {'rgb': 1}, None])
+def test_a_colorizer_names_what_it_takes_for_what_is_not_an_image(colorizer, image):
+  with pytest.raises(TypeError, match='a colorizer takes an image array .*, a PIL image, or an '
+                     'image file: its path, its bytes or a binary file object; not a '):
+    colorizer(image)
 
 
 @pytest.mark.parametrize('image, error, message', [

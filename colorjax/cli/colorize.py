@@ -8,7 +8,9 @@ the same code that colorjax.load gives a notebook and the reports are computed w
 """
 
 import concurrent.futures
+import os
 import pathlib
+import secrets
 import sys
 
 import jax
@@ -139,8 +141,8 @@ def _write(name: pathlib.Path, rgb, outputs, compare):
   name.parent.mkdir(parents=True, exist_ok=True)
   several = len(outputs) > 1
   for i, output in enumerate(outputs):
-    PIL.Image.fromarray(output).save(name.with_stem(f'{name.stem}_{i + 1}') if several else name,
-                                     compress_level=PNG_LEVEL)
+    _replaced(name.with_stem(f'{name.stem}_{i + 1}') if several else name,
+              lambda path: PIL.Image.fromarray(output).save(path, compress_level=PNG_LEVEL))
   if compare:
     from colorjax.eval import report  # matplotlib: imported only for the comparison
     panels = [jax.device_get(_gray(rgb)), *outputs]
@@ -148,7 +150,21 @@ def _write(name: pathlib.Path, rgb, outputs, compare):
                                  else ['colorized'])
     if images.has_color(rgb, threshold=1.0):
       panels, titles = panels + [rgb], titles + ['original']
-    report.save_image_row(name.with_stem(f'{name.stem}_compare'), panels, titles)
+    _replaced(name.with_stem(f'{name.stem}_compare'),
+              lambda path: report.save_image_row(path, panels, titles))
+
+
+def _replaced(name: pathlib.Path, save):
+  """save(path) into a temporary file beside `name` that then replaces it: a write that fails
+  (a full disk) leaves no torn PNG under the output name, nor a half-overwritten older one,
+  and its temporary is removed."""
+  temporary = name.with_name(f'.{name.stem}.{secrets.token_hex(4)}.partial.png')
+  try:
+    save(temporary)
+    os.replace(temporary, name)
+  except BaseException:
+    temporary.unlink(missing_ok=True)
+    raise
 
 
 def _parse_args(argv):

@@ -79,8 +79,11 @@ def _load(args, overrides):
   return flags.apply_overrides(config, overrides, name), pathlib.Path('runs', *parts)
 
 
+_COMMANDS = ('colorize', 'evaluate', 'import_weights')  # the rest of argv: a training
+
+
 def main(argv) -> int:
-  if argv[:1] in (['colorize'], ['evaluate'], ['import_weights']):
+  if argv[:1] in [[c] for c in _COMMANDS]:
     command = importlib.import_module(f'colorjax.cli.{argv[0]}')
     return command.main(argv[1:])
   args, overrides = _parse_args(argv)
@@ -156,9 +159,9 @@ _STORAGE_FAULTS = {errno.ENOSPC: ('the disk is full', 'free space'),
                    errno.EROFS: ('the file system is read-only', 'make it writable')}
 
 
-def _storage_fault(error: BaseException) -> str | None:
+def _storage_fault(error: BaseException, trains: bool = True) -> str | None:
   """The one line for a storage fault anywhere in the exception's chain (Orbax wraps its
-  writers' errors), else None."""
+  writers' errors), else None. `trains`: the command was a training, which resumes."""
   while error is not None:
     code = getattr(error, 'errno', None)
     if code not in _STORAGE_FAULTS and 'No space left on device' in str(error):
@@ -166,9 +169,10 @@ def _storage_fault(error: BaseException) -> str | None:
     if code in _STORAGE_FAULTS:
       what, fix = _STORAGE_FAULTS[code]
       where = f': {error.filename}' if getattr(error, 'filename', None) else ''
+      resumes = (': it resumes from the last complete checkpoint, which a failed save leaves '
+                 'intact') if trains else ''
       return (f'{what} ({error.__class__.__name__}{where}); {fix} and run the same command '
-              'again: it resumes from the last complete checkpoint, which a failed save '
-              'leaves intact')
+              f'again{resumes}')
     error = error.__cause__ or error.__context__
   return None
 
@@ -184,7 +188,8 @@ def run(argv=None):
     print(f'error: {_prefix()}{e}', file=sys.stderr)
     _exit(2)
   except Exception as e:
-    fault = _storage_fault(e)
+    args = sys.argv[1:] if argv is None else argv
+    fault = _storage_fault(e, trains=args[:1] not in [[c] for c in _COMMANDS])
     if fault:  # and at once: JAX's and Orbax's exit handlers would wait on the failed save
       print(f'error: {_prefix()}{fault}', file=sys.stderr)
       _leave(2)

@@ -32,8 +32,9 @@ MAX_SIDE = 8192  # pixels; a larger scaled photo is a typo in image_scale, not a
 
 # The memory budget of colorize, evaluate and colorjax.load (docs/colorize.md): a photo is
 # refused above MAX_PIXELS, checked from the file's header before it is decoded (its
-# full-resolution output costs about 200 bytes a pixel: 10 GB at the cap), and so is a
-# working size (what the network sees) above MAX_WORKING_SIDE a side.
+# full-resolution output costs about 200 bytes a pixel, 10 GB at the cap; evaluate's metrics
+# about 430, 22 GB), and so is a working size (what the network sees) above MAX_WORKING_SIDE
+# a side.
 MAX_PIXELS = 50_000_000
 MAX_WORKING_SIDE = 2048
 
@@ -48,9 +49,13 @@ def check_pixels(height: int, width: int):
     raise _over_budget(f'{height}x{width} pixels')
 
 
+def pixel_budget() -> str:
+  """The budget as messages name it (read when called: MAX_PIXELS may be lowered)."""
+  return f'{MAX_PIXELS / 1e6:g}-megapixel budget (colorjax.data.images.MAX_PIXELS)'
+
+
 def _over_budget(what: str) -> TooLarge:
-  return TooLarge(f'{what} is over the {MAX_PIXELS / 1e6:g}-megapixel budget '
-                  '(colorjax.data.images.MAX_PIXELS): shrink the photo first')
+  return TooLarge(f'{what} is over the {pixel_budget()}: shrink the photo first')
 
 
 def check_working_size(size):
@@ -157,12 +162,22 @@ def read_rgb(file, short_side: int = 0) -> np.ndarray:
       stored.draft('RGB', (short_side, short_side))
     check_pixels(stored.height, stored.width)  # from the header: nothing is decoded yet
     _turn_upright(stored)
-    if stored.mode == 'RGB':  # most photos
-      return np.asarray(stored)
-    if stored.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
-      return to_rgb_uint8(np.asarray(stored, np.uint16) if stored.mode != 'I' else
-                          (np.asarray(stored, np.int64) >> 8).clip(0, 255).astype(np.uint8))
-    return to_rgb_uint8(np.asarray(stored.convert('RGBA' if 'A' in stored.mode else 'RGB')))
+    if stored.mode == 'I':  # 16-bit data a decoder gave as 32-bit
+      return to_rgb_uint8((np.asarray(stored, np.int64) >> 8).clip(0, 255).astype(np.uint8))
+    return pil_rgb(stored)
+
+
+def pil_rgb(image: PIL.Image.Image) -> np.ndarray:
+  """A PIL image -> HxWx3 uint8: RGB, RGBA and gray ('L', 'LA', 16-bit 'I;16') as their arrays
+  are read (to_rgb_uint8); any other mode by PIL's own convert('RGB'), since its array is not
+  RGB (a palette image's array holds indices into the palette, a CMYK one 4 inks)."""
+  check_pixels(image.height, image.width)  # before a lazily opened image is decoded
+  if image.mode == 'RGB':  # most photos
+    return np.asarray(image)
+  if image.mode.startswith('I;16'):
+    return to_rgb_uint8(np.asarray(image, np.uint16))
+  return to_rgb_uint8(np.asarray(image if image.mode in ('RGBA', 'L', 'LA')
+                                 else image.convert('RGB')))
 
 
 def _opened(encoded: bytes) -> PIL.Image.Image:
@@ -179,8 +194,8 @@ def _opened(encoded: bytes) -> PIL.Image.Image:
 
 
 def _encoded(file) -> bytes:
-  if isinstance(file, bytes):
-    return file
+  if isinstance(file, (bytes, bytearray)):
+    return bytes(file)
   if isinstance(file, (str, os.PathLike)):
     return pathlib.Path(file).read_bytes()
   return file.read()

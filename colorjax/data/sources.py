@@ -18,6 +18,7 @@ import io
 import os
 import pathlib
 import re
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -50,7 +51,8 @@ class Source:
   """
   num_examples: int
   read: Callable[[int, int], dict]
-  skipped: list = dataclasses.field(default_factory=list)  # unreadable files, for the report
+  # files skipped (unreadable, or over the pixel budget), for the report
+  skipped: list = dataclasses.field(default_factory=list)
   # index -> the example's file name where the source keeps one (a folder's path, a tfds
   # `file_name`), read without decoding the image: a benchmark protocol picks images by name.
   file_name: Callable[[int], str] | None = None
@@ -188,17 +190,21 @@ def _folder_split(relative_path: str, val_percent: int) -> str:
   return 'eval' if int.from_bytes(digest[:4], 'big') % 100 < val_percent else 'train'
 
 
-def _readable(path):
+def _readable(path) -> tuple[np.ndarray | None, str]:
+  """(uint8 RGB, '') or (None, why it is skipped): a file is skipped and counted, never a
+  crash mid-epoch."""
   try:
-    return images.read_rgb(path)
-  except Exception:  # corrupt or unsupported: skipped and counted, never a crash mid-epoch
-    return None
+    return images.read_rgb(path), ''
+  except images.TooLarge:
+    return None, f'over the {images.pixel_budget()}'
+  except Exception:  # corrupt or unsupported
+    return None, 'unreadable'
 
 
 def _folder(path, split, config) -> Source:
-  """Files are checked once here (unreadable ones are skipped and listed, nearly gray ones
-  dropped if asked); the pipeline then decodes them again as it reads, so a folder of any
-  size streams from disk."""
+  """Files are checked once here (unreadable or over-budget ones are skipped and listed on
+  stderr, nearly gray ones dropped if asked); the pipeline then decodes them again as it
+  reads, so a folder of any size streams from disk."""
   root = local_path('folder', path)  # there: check() saw it
   files = sorted(p for p in root.rglob('*') if p.suffix.lower() in images.IMAGE_SUFFIXES)
   if not files:
@@ -207,12 +213,12 @@ def _folder(path, split, config) -> Source:
   wanted = 'train' if split == 'train' else 'eval'
   files = [p for p in files if _folder_split(str(p.relative_to(root)), config.val_percent)
            == wanted]
-  kept, skipped, colored = [], [], []
+  kept, skipped, colored = [], {}, []
   for p in tqdm(files, desc=f'checking {split} images in {root}', leave=False,
                 disable=None):  # shown on a terminal, not in logs
-    rgb = _readable(p)
+    rgb, reason = _readable(p)
     if rgb is None:
-      skipped.append(str(p))
+      skipped.setdefault(reason, []).append(str(p))
       continue
     colored.append(images.has_color(rgb, config.gray_threshold))
     if config.gray != 'drop' or colored[-1]:
@@ -221,13 +227,16 @@ def _folder(path, split, config) -> Source:
     raise UsageError(f'{root}: no image of the {split} split has colour (every |a|, |b| <= '
                      f'{config.gray_threshold}): colorization learns from colour photos')
   if not kept:
-    raise UsageError(f'{root}: no usable image in the {split} split ({len(files)} files, '
-                     f'{len(skipped)} unreadable); add images or change data.val_percent')
-  if skipped:
-    tqdm.write(f'{root}: skipped {len(skipped)} unreadable file(s) of {len(files)} in the '
-               f"{split} split: {', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}")
+    counts = ''.join(f'; {len(paths)} {reason}' for reason, paths in skipped.items())
+    raise UsageError(f'{root}: no usable image in the {split} split ({len(files)} files'
+                     f'{counts}): add images or change data.val_percent')
+  for reason, paths in skipped.items():
+    tqdm.write(f'{root}: skipped {len(paths)} file(s) of {len(files)} in the {split} split, '
+               f"{reason}: {', '.join(paths[:3])}{' ...' if len(paths) > 3 else ''}",
+               file=sys.stderr)
   return Source(len(kept), lambda i, short_side: {
-      'image': images.read_rgb(kept[i], short_side), 'label': -1}, skipped, kept.__getitem__)
+      'image': images.read_rgb(kept[i], short_side), 'label': -1},
+      [path for paths in skipped.values() for path in paths], kept.__getitem__)
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from colorjax.errors import UsageError
 from colorjax.eval import metrics
 
 GRID_ROWS = 6
+DISPLAY_SIDE = 512  # pixels: the long side of a photo in the figure grid
 MEAN_AB_IMAGES = 500    # training images averaged for the mean-ab baseline
 
 
@@ -109,15 +110,16 @@ def score(colorizer, named_photos, mean_ab=None, *, keep_gray=False, fid_feature
   """({'model' | 'gray' | 'mean ab': per-photo sums}, grid rows, names). Photos without
   colour are left out in one line (their colour metrics are undefined: an ab-std ratio over
   an ab std of 0, a gray baseline that is exact), unless `keep_gray` (a benchmark protocol
-  that counts every image); none with colour is a UsageError. `fid_features`
+  that counts every image); either way, none with colour is a UsageError. `fid_features`
   (protocol.FidFeatures) is given each output with its original."""
-  sums, rows, names, gray = {}, [], [], []
+  sums, rows, names, gray, colored = {}, [], [], [], 0
   candidates = {'gray': np.zeros(2, np.float32)}
   if mean_ab is not None:
     candidates['mean ab'] = np.asarray(mean_ab, np.float32)
   threshold = configs.data_config().gray_threshold
   for name, rgb in tqdm(named_photos, desc='evaluate', unit='photo', disable=None):
-    if not images.has_color(rgb, threshold):
+    has_color = images.has_color(rgb, threshold)
+    if not has_color:
       gray.append(name)
       if not keep_gray:
         continue
@@ -131,24 +133,37 @@ def score(colorizer, named_photos, mean_ab=None, *, keep_gray=False, fid_feature
     if fid_features:
       fid_features.add(output, rgb)
     for baseline, ab in candidates.items():
-      sums.setdefault(baseline, []).append(
-          jax.device_get(photo_sums(constant_color(colorizer, rgb, ab), rgb)))
-    if len(rows) < GRID_ROWS:
-      rows.append([np.asarray(constant_color(colorizer, rgb, candidates['gray'])), output,
-                   rgb])
+      constant = constant_color(colorizer, rgb, ab)
+      sums.setdefault(baseline, []).append(jax.device_get(photo_sums(constant, rgb)))
+      if baseline == 'gray' and len(rows) < GRID_ROWS:
+        rows.append([_displayed(constant), _displayed(output), _displayed(rgb)])
     names.append(name)
-  if not keep_gray:
-    _report_gray(gray, scored=len(names), threshold=threshold)
+    colored += has_color
+  _report_gray(gray, colored, threshold, kept=keep_gray)
   return sums, rows, names
 
 
-def _report_gray(gray, scored, threshold):
+def _displayed(rgb_uint8) -> np.ndarray:
+  """A photo shrunk to the figure's size (long side <= DISPLAY_SIDE): the grid's rows are
+  kept until every photo is scored, so at full resolution they would cost the memory of
+  GRID_ROWS photos and outputs, and be drawn no sharper."""
+  rgb = np.asarray(rgb_uint8)
+  h, w = rgb.shape[:2]
+  scale = DISPLAY_SIDE / max(h, w)
+  if scale >= 1:
+    return rgb
+  return images.resize_rgb(rgb, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
+def _report_gray(gray, colored, threshold, kept):
+  """A UsageError when no scored photo has colour; the gray ones left out are listed."""
   if not gray:
     return
   what = (f'{len(gray)} gray photo(s) (every |a|, |b| <= {threshold}: no colour to score '
           'the colorization against)')
-  if not scored:
+  if not colored:
     raise UsageError(f'{what} and none with colour: pass colour photos; evaluate compares '
                      "a colorization with the photo's own colour")
-  listed = ', '.join(gray[:3]) + (' ...' if len(gray) > 3 else '')
-  tqdm.write(f'left out {what}: {listed}', file=sys.stderr)
+  if not kept:
+    listed = ', '.join(gray[:3]) + (' ...' if len(gray) > 3 else '')
+    tqdm.write(f'left out {what}: {listed}', file=sys.stderr)

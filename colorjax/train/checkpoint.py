@@ -228,6 +228,10 @@ class Checkpoints:
   def save(self, step: int, state, metrics: dict | None = None):
     self.manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics)
 
+  def wait(self):
+    """Block until the save in flight is complete; raises its error when it failed."""
+    self.manager.wait_until_finished()
+
   def drop_after(self, step: int):
     """Delete the checkpoints past `step`: a killed run's, which its resumed run saves again
     (and, for the best, scores the same: its evaluations repeat exactly)."""
@@ -240,7 +244,7 @@ class Checkpoints:
     which a failure of that save (its folder deleted, the disk full) must not hide; a save
     that did not finish is never read (saves are renamed into place when complete)."""
     try:
-      self.manager.wait_until_finished()
+      self.wait()
       self.manager.close()
     except Exception:
       if not failing:

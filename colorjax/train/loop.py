@@ -222,8 +222,12 @@ def fit(workdir, state, advance: Callable, loop: Loop, *, description: str = 'tr
           if evaluation is not None and best is not None:
             best.save(end, state, evaluation)
           if signum:
+            checkpoints.wait()  # say "saved" only of a step that is: a failed save raises
             raise Preempted(signum, end)
       return state
+    except Exception:
+      workdirs.check_held(workdir)  # a workdir deleted under the run: say that, not what broke
+      raise
     finally:
       failing = sys.exc_info()[0] is not None
       trace.stop()

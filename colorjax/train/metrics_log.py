@@ -62,7 +62,7 @@ def _parse(path: pathlib.Path) -> tuple[list[tuple[int, dict]], int]:
   """([(byte offset, row) of each line], the offset where whole lines end) of a JSON-lines
   log. A last line that does not parse was cut short by a full disk or a kill mid-append: it
   is dropped with a one-line notice. Only an append can be cut short, so any other bad line
-  is a UsageError."""
+  (one that is not JSON, or a JSON row without an integer "step") is a UsageError."""
   data = path.read_bytes()
   lines = data.split(b'\n')
   rows, offset = [], 0
@@ -71,15 +71,23 @@ def _parse(path: pathlib.Path) -> tuple[list[tuple[int, dict]], int]:
     if not line.strip():
       continue
     try:
-      rows.append((start, json.loads(line)))
+      row = json.loads(line)
     except ValueError:
       if any(rest.strip() for rest in lines[number:]):
-        raise UsageError(f'{path}, line {number}, is not JSON: it was edited or damaged; '
-                         'delete that line (or the file) and run again') from None
+        raise _damaged(path, number, 'is not JSON') from None
       tqdm.write(f'notice: the last line of {path} was cut short (a full disk or a kill '
                  'while it was written); it is dropped', file=sys.stderr)
       return rows, start
+    if not (isinstance(row, dict) and isinstance(row.get('step'), int)
+            and not isinstance(row['step'], bool)):
+      raise _damaged(path, number, 'is not a row with an integer "step"')
+    rows.append((start, row))
   return rows, len(data)
+
+
+def _damaged(path, number, problem) -> UsageError:
+  return UsageError(f'{path}, line {number}, {problem}: it was edited or damaged; delete that '
+                    'line (or the file) and run again')
 
 
 def metric_rows(first_step, metrics, steps_per_call) -> list[dict]:

@@ -6,7 +6,9 @@ smoke-trained checkpoint is colorized in the end-to-end tests of tests/programs/
 import errno
 import json
 import shutil
+import sys
 import threading
+import types
 
 import numpy as np
 import PIL.Image
@@ -124,6 +126,71 @@ def test_a_write_that_fails_stops_colorize_with_its_error(workdir, tmp_path, mon
   assert len(written) == 2
   for path in written:
     assert np.asarray(PIL.Image.open(path)).shape == (40, 40, 3)
+
+
+def test_a_full_disk_under_colorize_is_one_line_that_promises_no_resume(
+    workdir, tmp_path, capsys, monkeypatch):
+  """colorize has no checkpoint to resume from: its line says to free space and run again."""
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  skimage.io.imsave(folder / 'a.png', skimage.data.chelsea()[:40, :40])
+
+  def full(name, *args):
+    raise OSError(errno.ENOSPC, 'No space left on device', str(name))
+
+  monkeypatch.setattr(colorize, '_write', full)
+  monkeypatch.setattr(main, '_leave', sys.exit)  # it would end this process with os._exit
+  code, err = commands.run_in_process(capsys, 'colorize', f'--workdir={workdir}', folder,
+                                      f'--out={tmp_path / "out"}')
+  assert code == 2
+  assert 'the disk is full' in err and 'checkpoint' not in err
+
+
+class _FillingDisk:
+  """A file on a disk with room for `room` bytes: a write past it stores what fits and fails
+  as a full disk does, at once (`at_close` False) or when the buffer is flushed at close."""
+
+  def __init__(self, path, mode, room, at_close):
+    self.file, self.room, self.at_close, self.full = open(path, mode), room, at_close, False
+
+  def write(self, data):
+    if len(data) > self.room:
+      self.file.write(data[:self.room])
+      self.file.flush()
+      self.full = True
+      if not self.at_close:
+        raise _disk_full()
+    self.room -= len(data)
+    return self.file.write(data) if not self.full else len(data)
+
+  def close(self):
+    self.file.close()
+    if self.full and self.at_close:
+      raise _disk_full()
+
+  def __getattr__(self, name):
+    return getattr(self.file, name)
+
+
+def _disk_full():
+  return OSError(errno.ENOSPC, 'No space left on device')
+
+
+@pytest.mark.parametrize('existed, at_close', [(False, True), (True, False)])
+def test_a_png_write_cut_by_a_full_disk_leaves_no_torn_file(tmp_path, monkeypatch, existed,
+                                                            at_close):
+  """Pillow removes a file it created when its encoder fails, not when the last buffered bytes
+  fail at close, nor an older output it was overwriting."""
+  name, photo = tmp_path / 'photo.png', skimage.data.chelsea()
+  if existed:  # colorize run again into the same --out
+    name.write_bytes(b'the earlier output')
+  monkeypatch.setattr(PIL.Image, 'builtins', types.SimpleNamespace(
+      open=lambda path, mode: _FillingDisk(path, mode, room=5000, at_close=at_close)))
+  with pytest.raises(OSError, match='No space left'):
+    colorize._write(name, photo, [photo], compare=False)
+  assert [p.name for p in tmp_path.iterdir()] == (['photo.png'] if existed else [])
+  if existed:
+    assert name.read_bytes() == b'the earlier output'
 
 
 def test_photos_of_mixed_sizes_go_through_the_network_unpadded(workdir, tmp_path, monkeypatch):

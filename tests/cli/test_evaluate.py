@@ -11,6 +11,7 @@ import skimage.color
 import skimage.data
 import skimage.metrics
 
+from colorjax import inference
 from colorjax.cli import colorize, evaluate as cli_evaluate
 from colorjax.data import images
 from colorjax.errors import UsageError
@@ -81,6 +82,21 @@ def test_gray_photos_are_left_out_and_none_with_colour_is_refused(zhang_run, tmp
   assert result['metrics']['gray']['psnr']['value'] < 60  # not the capped 100 dB of a gray photo
 
 
+def test_the_figure_keeps_its_photos_at_display_size(zhang_run):
+  """Its rows are kept until every photo is scored: at full size they would grow evaluate's
+  memory with the photos'."""
+  colorizer = inference.load(zhang_run[0])
+  photo = images.resize_rgb(skimage.data.chelsea(), (600, 900))
+  small = images.resize_rgb(skimage.data.coffee(), (40, 60))
+  sums, rows, _ = photos.score(colorizer, [('chelsea', photo), ('coffee', small)])
+  assert [[panel.shape for panel in row] for row in rows] == [
+      [(341, 512, 3)] * 3, [(40, 60, 3)] * 3]
+  np.testing.assert_array_equal(rows[0][1], images.resize_rgb(colorizer(photo), (341, 512)))
+  np.testing.assert_array_equal(rows[1][2], small)
+  model = photos.photo_sums(colorizer(photo), photo)  # the scores: at full size
+  np.testing.assert_allclose(sums['model'][0]['psnr'], model['psnr'])
+
+
 @pytest.mark.parametrize('bootstrap, message', [
     ('1000000000', '--bootstrap=1000000000: use 100 to 10000 resamples'),
     ('1e9', "invalid int value: '1e9'"),
@@ -89,6 +105,12 @@ def test_bootstrap_is_bounded_before_anything_runs(tmp_path, capsys, bootstrap, 
   commands.assert_one_line(*commands.run_in_process(
       capsys, 'evaluate', f'--workdir={tmp_path}', tmp_path, f'--bootstrap={bootstrap}'),
       message)
+
+
+def test_a_size_over_the_working_side_cap_is_a_usage_error(tmp_path, capsys):
+  commands.assert_one_line(*commands.run_in_process(
+      capsys, 'evaluate', f'--workdir={tmp_path}', tmp_path, '--size=100000'),
+      f"'100000': each side must be 1 to {images.MAX_WORKING_SIDE} pixels")
 
 
 @pytest.mark.parametrize('source, message', [

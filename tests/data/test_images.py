@@ -155,6 +155,22 @@ def test_arrays_in_the_documented_conventions_become_uint8_rgb():
     np.testing.assert_array_equal(images.to_rgb_uint8(image), np.stack([gray] * 3, -1))
 
 
+def test_a_pil_image_of_any_mode_becomes_the_rgb_it_shows(monkeypatch):
+  colours = np.array([[200, 30, 40], [20, 180, 60], [30, 60, 220]], np.uint8)
+  indices = np.arange(12 * 10).reshape(12, 10) % 3
+  palette = PIL.Image.fromarray(indices.astype(np.uint8), 'P')
+  palette.putpalette(colours.ravel())
+  np.testing.assert_array_equal(images.pil_rgb(palette), colours[indices])
+  np.testing.assert_array_equal(images.pil_rgb(palette.convert('PA')), colours[indices])
+  gray = skimage.data.camera()[:12, :10]
+  for image in (PIL.Image.fromarray(gray), PIL.Image.fromarray(gray.astype(np.uint16) * 257)):
+    np.testing.assert_array_equal(images.pil_rgb(image), np.stack([gray] * 3, -1),
+                                  err_msg=image.mode)
+  monkeypatch.setattr(images, 'MAX_PIXELS', 12 * 10 - 1)
+  with pytest.raises(images.TooLarge, match='12x10 pixels'):
+    images.pil_rgb(palette)
+
+
 @pytest.mark.parametrize('image, error, message', [
     (np.full((4, 4, 3), 200.0), ValueError, 'divide a 0-255 image by 255'),
     (np.linspace(-1, 1, 48).reshape(4, 4, 3), ValueError, r'\(image \+ 1\) / 2'),

@@ -64,6 +64,26 @@ def test_folder_source_handles_every_kind_of_file_and_counts_the_corrupt_one(tmp
   assert sum(int(b['mask'].sum()) for b in evaluation) == count - 1
 
 
+def test_folder_files_over_the_pixel_budget_are_named_as_such_on_stderr(tmp_path, capsys,
+                                                                       monkeypatch):
+  count = _write_folder(tmp_path)
+  monkeypatch.setattr(images, 'MAX_PIXELS', 5000)  # a.jpg, sub/b.png, d.webp are over it
+  source = sources.load_source(_config(source=f'folder:{tmp_path}', val_percent=0), 'train')
+  assert source.num_examples == count - 4 and len(source.skipped) == 4
+  out, err = capsys.readouterr()
+  assert out == ''
+  over, unreadable = commands.shown(err)  # in the order of their first file
+  assert 'skipped 1 file(s) of 8 in the train split, unreadable: ' in unreadable
+  assert unreadable.endswith('corrupt.jpg')
+  assert ('skipped 3 file(s) of 8 in the train split, over the 0.005-megapixel budget '
+          '(colorjax.data.images.MAX_PIXELS): ') in over
+  assert [name.rsplit('/', 1)[-1] for name in over.split(': ')[-1].split(', ')] == [
+      'a.jpg', 'd.webp', 'b.png']
+  monkeypatch.setattr(images, 'MAX_PIXELS', 10)
+  with pytest.raises(UsageError, match=r'\(8 files; 7 over the 1e-05-megapixel budget .*; 1 '):
+    sources.load_source(_config(source=f'folder:{tmp_path}', val_percent=0), 'train')
+
+
 def test_folder_split_is_deterministic_and_disjoint(tmp_path):
   count = _write_folder(tmp_path)
   train_part, eval_part = (sources.load_source(_config(source=f'folder:{tmp_path}',

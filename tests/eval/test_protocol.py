@@ -162,3 +162,22 @@ def test_protocol_mistakes_are_one_line(run, tmp_path, capsys):
   code, err = commands.run_in_process(
       capsys, 'evaluate', f'--workdir={run}', tmp_path, f'--fid_weights={tmp_path / "x.npz"}')
   commands.assert_one_line(code, err, '--fid_weights goes with --protocol=val5k')
+
+
+def test_the_protocol_refuses_photos_that_are_all_gray(run, tmp_path, monkeypatch, capsys):
+  """The protocol counts gray photos beside colour ones, but with none in colour its colour
+  figures are undefined (an ab-std ratio over an ab std of 0, a gray baseline that is exact):
+  refused as evaluate refuses them without the protocol."""
+  monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))  # no FID weights there
+  folder = tmp_path / 'gray'
+  folder.mkdir()
+  gray = skimage.data.camera()[:100, :130]
+  PIL.Image.fromarray(gray).save(folder / 'l.png')
+  PIL.Image.fromarray(gray).convert('RGB').save(folder / 'rgb.png')
+  code, err = commands.run_in_process(
+      capsys, 'evaluate', f'--workdir={run}', '--protocol=val5k', folder,
+      f'--out={tmp_path / "eval"}', '--bootstrap=100')
+  shown = [line for line in commands.shown(err) if not line.startswith('FID left out')]
+  commands.assert_one_line(code, '\n'.join(shown), '2 gray photo(s) (every |a|, |b| <= ')
+  assert 'and none with colour: pass colour photos' in shown[0]
+  assert not (tmp_path / 'eval' / 'evaluation.json').exists()

@@ -84,6 +84,26 @@ def test_a_workdir_deleted_while_training_stops_the_run_with_one_line(tmp_path):
   assert not workdir.exists()  # the check comes before any write that would re-create it
 
 
+def test_a_workdir_deleted_between_the_check_and_a_write_is_the_same_one_line(
+    tmp_path, monkeypatch):
+  """The race the check cannot close: the folder goes after it, and the next write fails
+  with FileNotFoundError. The run names the deleted workdir, not that error."""
+  workdir = tmp_path / 'run'
+  workdir.mkdir()
+  workdirs.acquire(workdir)
+  write = metrics_log.MetricsLog.write
+
+  def deleted_first(self, rows):
+    if rows[-1]['step'] == 4:
+      shutil.rmtree(workdir)
+    write(self, rows)
+
+  monkeypatch.setattr(metrics_log.MetricsLog, 'write', deleted_first)
+  with pytest.raises(UsageError, match='was deleted or replaced while this run trained'):
+    loop.fit(workdir, tiny_run.fresh_state(), lambda state, k: tiny_run.STEP(
+        state, tiny_run.batch(k)), Loop(9, checkpoint_every=9, log_every=1))
+
+
 def test_schedule_must_align_with_steps_per_call(tmp_path):
   with pytest.raises(UsageError, match='checkpoint_every=5 must be a positive multiple'):
     loop.fit(tmp_path, None, None, Loop(10, steps_per_call=2, checkpoint_every=5))

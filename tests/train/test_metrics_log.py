@@ -44,6 +44,16 @@ def test_a_bad_line_before_the_last_is_a_usage_error(tmp_path):
     metrics_log.MetricsLog(path, resume_step=1)
 
 
+@pytest.mark.parametrize('line', ['{"loss": 0.5}', '{"step": "3"}', '[3]', '{"step": true}'])
+@pytest.mark.parametrize('last', [False, True])
+def test_a_json_line_that_is_not_a_row_with_a_step_is_a_usage_error(tmp_path, line, last):
+  path = tmp_path / metrics_log.TRAIN_FILE
+  path.write_text(WHOLE + line + ('' if last else '\n{"step": 4}\n'))
+  with pytest.raises(UsageError, match=r'metrics.jsonl, line 4, is not a row with an integer '
+                     '"step": it was edited or damaged; delete that line'):
+    metrics_log.MetricsLog(path, resume_step=1)
+
+
 def test_a_run_resumes_over_a_torn_log(tmp_path, capsys):
   tiny_run.fit(tmp_path, Loop(4, checkpoint_every=4, log_every=1))
   with (tmp_path / metrics_log.TRAIN_FILE).open('a') as f:

@@ -2,6 +2,7 @@
 for bit where an unbroken run ends; a save that overruns the grace period leaves the last
 checkpoint. (End to end, with run.py's exit status and line: tests/test_faults.py.)"""
 
+import errno
 import os
 import signal
 import time
@@ -10,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from colorjax.cli import main
 from colorjax.configs import Loop
 from colorjax.train import checkpoint, loop
 from tests.train import tiny_run
@@ -66,4 +68,22 @@ def test_a_save_that_overruns_the_grace_period_leaves_the_last_checkpoint(
     _fit(tmp_path, Loop(8, checkpoint_every=4, log_every=4, preempt_grace_s=0.2), signal_at=5)
   assert exits == [128 + signal.SIGTERM]
   assert 'could not be saved within preempt_grace_s=0.2 s' in capsys.readouterr().err
+  assert checkpoint.saved_steps(tmp_path) == [4]
+
+
+def test_a_preemption_whose_save_fails_raises_the_save_error_not_saved(tmp_path, monkeypatch):
+  """The disk fills during the preemption's save (Orbax's background write of step 6): the
+  run must not say step 6 is saved."""
+  makedirs = os.makedirs
+
+  def full_at_step_6(path, *args, **kwargs):
+    if '6.orbax-checkpoint-tmp' in str(path):
+      raise OSError(errno.ENOSPC, 'No space left on device', str(path))
+    return makedirs(path, *args, **kwargs)
+
+  monkeypatch.setattr(os, 'makedirs', full_at_step_6)
+  with pytest.raises(Exception) as stopped:
+    _fit(tmp_path, signal_at=5)
+  assert not isinstance(stopped.value, loop.Preempted)
+  assert main._storage_fault(stopped.value) is not None  # run.py: the full disk, one line
   assert checkpoint.saved_steps(tmp_path) == [4]
