@@ -184,6 +184,16 @@ def check_values(config, prefix=''):
                        f'{bound}')
 
 
+def loop_fields(*, evaluates: bool = True, **loop) -> dict:
+  """Loop's fields at its defaults, `loop` changing any: what an experiment's config holds
+  (less the evaluation's when its program does not evaluate)."""
+  fields = dataclasses.asdict(Loop(**loop))
+  return {k: v for k, v in fields.items() if evaluates or k not in _EVALUATION_FIELDS}
+
+
+_EVALUATION_FIELDS = ('eval_every', 'best_metric', 'best_mode')
+
+
 def schedule(config, *, num_steps=0, epochs=None, eval_batches=100, report_images=6,
              eval_every_batches=4, **loop):
   """The length, logging, checkpoint and evaluation fields of a training stage: the fields of
@@ -193,7 +203,7 @@ def schedule(config, *, num_steps=0, epochs=None, eval_batches=100, report_image
   steps; the final evaluation scores `eval_batches` batches and shows `report_images` images.
   `init_from` ('' = fresh weights) is the workdir of a run whose network this one starts from
   (train/init_from.py: fine-tuning)."""
-  fields = dataclasses.asdict(Loop(num_steps=num_steps, **loop))
+  fields = loop_fields(num_steps=num_steps, **loop)
   del fields['steps_per_call']
   config.update(fields, eval_batches=eval_batches, report_images=report_images,
                 eval_every_batches=eval_every_batches, init_from='')
@@ -309,8 +319,44 @@ def _get_config(module, what: str, variant: str) -> ml_collections.ConfigDict:
   if added:
     raise UsageError(f"{what} variant '{variant}' adds field(s) {', '.join(added)} that its "
                      'base config lacks: a typo? Define every field in the base config')
+  misspelt = _misspelt_field(config)
+  if misspelt:
+    raise UsageError(f'{what}: {misspelt}: a typo? Fix the field name in its get_config()')
   config.lock()
   return config
+
+
+def _misspelt_field(config, prefix='') -> str | None:
+  """A field one keystroke from another of its block (`chekpoint_every` set beside
+  `checkpoint_every`), or in a training stage from a Loop field it lacks: a typo in
+  get_config adds a field no code reads, where a variant's would be refused."""
+  names = set(config.keys())
+  if 'num_steps' in names:
+    names |= {f.name for f in dataclasses.fields(Loop)}
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      found = _misspelt_field(value, f'{prefix}{key}.')
+      if found:
+        return found
+    near = sorted(n for n in names if n != key and _one_edit_apart(key, n))
+    if near and key not in {f.name for f in dataclasses.fields(Loop)}:
+      return f"field {prefix}{key} is one keystroke from {prefix}{near[0]}"
+  return None
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+  """One character inserted, deleted, replaced or two neighbours swapped. A plural
+  (temperatures) and a numbered sibling (b1, b2) are fields of their own."""
+  a, b = sorted((a, b), key=len)
+  if b == a + 's':
+    return False
+  if len(b) == len(a) + 1:
+    return any(b[:i] + b[i + 1:] == a for i in range(len(b)))
+  differ = [i for i in range(len(a)) if a[i] != b[i]] if len(a) == len(b) else []
+  if len(differ) == 1:
+    return not (a[differ[0]].isdigit() and b[differ[0]].isdigit())
+  return (len(differ) == 2 and differ[1] == differ[0] + 1
+          and (a[differ[0]], a[differ[1]]) == (b[differ[1]], b[differ[0]]))
 
 
 def _added_fields(variant, base, prefix='') -> list[str]:

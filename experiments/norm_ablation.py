@@ -16,11 +16,6 @@ def get_config():
   config.channels = 6
   config.compute_dtype = 'float32'  # float32 | bfloat16: mixed precision (colorjax/precision.py)
   config.optimizer = configs.optimizer('adam', 1e-3)
-  config.num_steps = 2000
-  config.steps_per_call = 100   # iterations per compiled lax.scan call
-  config.log_every = 100
-  config.checkpoint_every = 500
-  config.max_to_keep = 2
-  config.keep_period = 0        # >0: every checkpoint at a multiple of it is kept too
-  config.profile_steps = ()     # 'FIRST,LAST': a jax.profiler trace of those steps
+  config.update(configs.loop_fields(  # steps_per_call: iterations per compiled lax.scan call
+      evaluates=False, num_steps=2000, steps_per_call=100, checkpoint_every=500))
   return config

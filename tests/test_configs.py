@@ -64,3 +64,50 @@ def test_nonsense_numbers_are_refused_in_any_block(field, value, message):
   config = ml_collections.ConfigDict({'block': {field: value, 'count': 2**80, 'flag': True}})
   with pytest.raises(UsageError, match=message):
     configs.check_values(config)
+
+
+@pytest.mark.parametrize('typo,message', [
+    ('config.chekpoint_every = 5', 'field chekpoint_every is one keystroke from checkpoint_every'),
+    ('config.widht = 0.5', 'field widht is one keystroke from width'),
+    ('config.log_evry = 5', 'field log_evry is one keystroke from log_every'),
+])
+def test_a_typo_in_a_base_config_is_refused(tmp_path, typo, message):
+  """Not only a variant's: a field get_config itself misspells would train with the default."""
+  path = tmp_path / 'mine.py'
+  drop = '  del config["log_every"]\n' if 'log_evry' in typo else ''
+  path.write_text('from experiments import zhang_softmax\n\n\ndef get_config():\n'
+                  f'  config = zhang_softmax.get_config("smoke")\n{drop}  {typo}\n'
+                  '  return config\n')
+  with pytest.raises(UsageError, match=f'{message}: a typo'):
+    configs.load_config_file(str(path))
+
+
+@pytest.mark.parametrize('a,b,near', [
+    ('seed', 'sede', True), ('seed', 'sed', True), ('width', 'wodth', True),
+    ('temperature', 'temperatures', False), ('b1', 'b2', False), ('crop', 'crops_x', False),
+    ('batch_size', 'eval_batch_size', False), ('pipeline_batches', 'pipeline_batch_size', False),
+])
+def test_one_keystroke_apart(a, b, near):
+  assert configs._one_edit_apart(a, b) is near
+  assert configs._one_edit_apart(b, a) is near
+
+
+def test_every_training_stage_holds_every_loop_field():
+  """Every loop field the docs name (--config.preempt_grace_s, ...) can be set in every
+  experiment that trains, at Loop's default unless the experiment chose another."""
+  loop_names = {f.name for f in dataclasses.fields(Loop)}
+  evaluation = set(configs._EVALUATION_FIELDS)
+
+  def stages(config):
+    if 'num_steps' in config:
+      yield config
+    for value in config.values():
+      if isinstance(value, ml_collections.ConfigDict):
+        yield from stages(value)
+
+  for name in set(configs.list_experiments()) - {'benchmark', 'zhang_compare'}:  # train none
+    found = list(stages(configs.load_config(name)))
+    assert found, name
+    for stage in found:
+      optional = {'steps_per_call'} | (evaluation if 'eval_batches' not in stage else set())
+      assert loop_names - optional - set(stage) == set(), name
