@@ -147,8 +147,8 @@ def _write_report(config, workdir, evaluation, train_source):
       report.METRICS_NOTE,
   ]
   if train_source.skipped or eval_source.skipped:
-    sections.append(f'Skipped unreadable files: {len(train_source.skipped)} (train), '
-                    f'{len(eval_source.skipped)} (eval).')
+    sections.append('Skipped files (unreadable or over the pixel budget): '
+                    f'{len(train_source.skipped)} (train), {len(eval_source.skipped)} (eval).')
   if evaluation.grid:
     report.save_image_grid(workdir / 'samples.png', evaluation.grid,
                            ['input (L)', *metrics, 'truth'])
