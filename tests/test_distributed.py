@@ -186,3 +186,26 @@ def test_cluster_environment_is_recognized_only_for_multi_task_jobs(monkeypatch)
   assert distributed.cluster_environment() == 'SLURM'
   monkeypatch.setenv('SLURM_NTASKS', '1')  # an interactive allocation: one process
   assert distributed.cluster_environment() is None
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_process_stops_both_at_the_same_saved_step(tmp_path):
+  """A scheduler may signal one process first: the processes agree on the signal at the
+  next step boundary (a cross-process max), so both save the same step and say so."""
+  long_run = [*TINY_CNN[:-4], '--config.num_steps=100000', '--config.steps_per_call=10',
+              '--config.log_every=10', '--config.checkpoint_every=100000']
+  workdir = tmp_path / 'w'
+  with _two_processes(long_run, workdir, tmp_path) as processes:
+    deadline = time.monotonic() + TIMEOUT_S
+    while b'step/s' not in (tmp_path / 'process_0.log').read_bytes():  # training: steps logged
+      assert time.monotonic() < deadline and processes[0].poll() is None
+      time.sleep(0.05)
+    processes[1].send_signal(signal.SIGTERM)
+    for process in processes:
+      process.wait(timeout=60)
+  logs = [(tmp_path / f'process_{i}.log').read_text() for i in range(2)]
+  steps = [re.search(r'stopped by SIGTERM after step (\d+), which is saved', log) for log in logs]
+  assert all(steps), [log[-2000:] for log in logs]
+  assert [p.returncode for p in processes] == [128 + signal.SIGTERM] * 2
+  step = int(steps[0].group(1))
+  assert int(steps[1].group(1)) == step and checkpoint.saved_steps(workdir) == [step]
