@@ -142,6 +142,7 @@ class Bound:
 
 
 MAX_WIDTH = 4.0        # x the published channels: 16x the parameters, ~0.5 billion for Zhang's
+MIN_WIDTH = 1 / 32     # 2 channels in the 64 of Zhang's first layers (below, layers of one)
 MAX_CHANNELS = 1024    # a field that counts channels itself
 MAX_CLASSES = 100_000  # a classifier's outputs (ImageNet-21k has 21,841)
 POSITIVE, AT_LEAST_0, AT_LEAST_1 = Bound(0, open_low=True), Bound(0), Bound(1)
@@ -149,7 +150,7 @@ FRACTION = Bound(0, 1, open_high=True)
 # Any block's field of these names (leaf names, which mean one thing across the experiments)
 # takes these values; any other number must be finite. Optimizer blocks hold optax's settings.
 BOUNDS = {
-    'width': Bound(0, MAX_WIDTH, open_low=True), 'channels': Bound(1, MAX_CHANNELS),
+    'width': Bound(MIN_WIDTH, MAX_WIDTH), 'channels': Bound(1, MAX_CHANNELS),
     'num_classes': Bound(1, MAX_CLASSES), 'prior_batches': AT_LEAST_1, 'max_to_keep': AT_LEAST_1,
     'seed': AT_LEAST_0, 'seeds': AT_LEAST_0, 'epochs': AT_LEAST_0, 'val_percent': Bound(0, 100),
     'dropout': FRACTION, 'rebalance_mix': Bound(0, 1), 'gray_threshold': AT_LEAST_0,

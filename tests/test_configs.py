@@ -53,7 +53,7 @@ def test_every_experiment_and_variant_holds_sane_values():
 
 
 @pytest.mark.parametrize('field,value,message', [
-    ('width', 4.5, r'--config.block.width=4.5 must be in \(0, 4\]'),
+    ('width', 4.5, r'--config.block.width=4.5 must be in \[0.03125, 4\]'),
     ('seeds', (3, -1), '--config.block.seeds=3,-1 must each be >= 0'),
     ('anything', float('nan'), '--config.block.anything=nan must be a finite number'),
     ('anything', -float('inf'), 'anything=-inf must be a finite number'),

@@ -80,8 +80,9 @@ MISTAKES = [
     (ABLATION + ['--workdir=/dev/../sys/kernel'], 'is a system folder (/sys/kernel)'),
     (['import_weights', '{tmp}/no.pth', '--workdir={tmp}/a_file'], 'is a file, not a folder'),
     # Numbers no run can mean: one table for every program (configs.check_values).
-    (ZHANG + ['--config.width=0'], 'width=0.0 must be in (0, 4]'),
-    (ZHANG + ['--config.width=1e9'], 'width=1000000000.0 must be in (0, 4]'),
+    (ZHANG + ['--config.width=0'], 'width=0.0 must be in [0.03125, 4]'),
+    (ZHANG + ['--config.width=1e-6'], 'width=1e-06 must be in [0.03125, 4]'),
+    (ZHANG + ['--config.width=1e9'], 'width=1000000000.0 must be in [0.03125, 4]'),
     (ZHANG + ['--config.optimizer.learning_rate=-1'], 'optimizer.learning_rate=-1.0 must be > 0'),
     (ZHANG + ['--config.optimizer.learning_rate=inf'], 'learning_rate=inf must be > 0'),
     (ZHANG + ['--config.optimizer.weight_decay=-0.1'], 'weight_decay=-0.1 must be >= 0'),
