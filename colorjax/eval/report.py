@@ -116,7 +116,9 @@ COMPARED_METRICS = (('PSNR (dB)', 'psnr', '{:+.2f}'), ('AuC', 'auc', '{:+.4f}'),
 
 
 def interval_text(bounds: dict, fmt: str) -> str:
-  """A stats.bootstrap interval as '0.12 [0.05, 0.30]'."""
+  """A stats.bootstrap interval as '0.12 [0.05, 0.30]'; '0.12 (no interval)' over one item."""
+  if np.isnan(bounds['low']) and not np.isnan(bounds['value']):
+    return f"{fmt.format(bounds['value'])} (no interval)"
   return (f"{fmt.format(bounds['value'])} [{fmt.format(bounds['low'])}, "
           f"{fmt.format(bounds['high'])}]")
 
@@ -124,7 +126,8 @@ def interval_text(bounds: dict, fmt: str) -> str:
 def interval_cell(difference: dict, fmt: str) -> str:
   """A difference's interval, '+0.12 [-0.05, +0.30]', with 'n.d.' when it includes 0."""
   cell = interval_text(difference, fmt)
-  return cell if stats.distinguishable(difference) else f'{cell} n.d.'
+  return cell if stats.distinguishable(difference) or np.isnan(difference['low']) \
+      else f'{cell} n.d.'
 
 
 def comparison(differences: dict, items: str, columns=COMPARED_METRICS,
@@ -136,10 +139,13 @@ def comparison(differences: dict, items: str, columns=COMPARED_METRICS,
   verdicts = [f'**{a} against {b}**: ' + '; '.join(
       f"{header} {stats.verdict(d[key], f'higher for {a}', f'higher for {b}')}"
       for header, key, _ in columns) + '.' for (a, b), d in differences.items()]
+  resampled = not all(np.isnan(d[key]['low']) for d in differences.values()
+                      for _, key, _ in columns)
+  how = (f'with its 95% paired bootstrap interval ({resamples} resamplings of {items}, the '
+         'same draw for both sides); n.d.: not distinguishable, the interval includes 0'
+         if resampled else f'over {items}, without an interval: one item cannot be resampled')
   return [markdown_table(['difference', *(header for header, _, _ in columns)], rows),
-          f'Each difference A − B with its 95% paired bootstrap interval ({resamples} '
-          f'resamplings of {items}, the same draw for both sides); n.d.: not distinguishable, '
-          'the interval includes 0.', *verdicts]
+          f'Each difference A − B {how}.', *verdicts]
 
 
 def interval_table(results) -> str:
@@ -157,7 +163,10 @@ def interval_table(results) -> str:
 
 
 def mean_std(values, fmt='{:.4g}') -> str:
+  """'mean ± std'; one value alone (a std over one seed says nothing)."""
   values = np.asarray(values, np.float64)
+  if values.size < 2:
+    return fmt.format(values.mean())
   return f'{fmt.format(values.mean())} ± {fmt.format(values.std())}'
 
 

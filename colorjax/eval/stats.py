@@ -17,6 +17,9 @@ RESAMPLES = 1000
 # resamples x items (float64 counts, and the resampled sums of every metric).
 MAX_RESAMPLES = 10_000
 INTERVAL = (2.5, 97.5)  # percentiles of the bootstrap: a 95% interval
+# Resampling one item gives it back every time: a zero-width "interval" that would call any
+# difference distinguishable. Fewer items than this get NaN bounds (no interval).
+MIN_ITEMS = 2
 
 
 def resample_counts(count: int, resamples: int, seed: int) -> np.ndarray:
@@ -59,7 +62,7 @@ def bootstrap(per_item: dict, statistic: Callable[[dict], dict], resamples: int 
   value = statistic({k: np.sum(np.asarray(v, np.float64), axis=0) for k, v in per_item.items()})
   draws = [statistic(t) for t in _weighted_totals(per_item, resample_counts(count, resamples,
                                                                           seed))]
-  return _interval(value, draws)
+  return _interval(value, draws if count >= MIN_ITEMS else [])
 
 
 def paired_difference(per_item_a: dict, per_item_b: dict, statistic: Callable[[dict], dict],
@@ -76,7 +79,7 @@ def paired_difference(per_item_a: dict, per_item_b: dict, statistic: Callable[[d
   value = difference(statistic(total(per_item_a)), statistic(total(per_item_b)))
   draws = [difference(statistic(a), statistic(b)) for a, b in zip(
       _weighted_totals(per_item_a, counts), _weighted_totals(per_item_b, counts))]
-  return _interval(value, draws)
+  return _interval(value, draws if count >= MIN_ITEMS else [])
 
 
 def seed_values(values) -> dict:
@@ -96,7 +99,9 @@ def distinguishable(interval: dict) -> bool:
 
 def verdict(interval: dict, higher: str, lower: str) -> str:
   """'`higher`' when the difference is surely positive, '`lower`' when surely negative,
-  else 'not distinguishable'."""
+  'untested' without an interval (one item), else 'not distinguishable'."""
+  if np.isnan(interval['low']):
+    return 'untested (no interval)'
   if not distinguishable(interval):
     return 'not distinguishable'
   return higher if interval['low'] > 0 else lower

@@ -75,3 +75,18 @@ def test_paired_colorizations_use_metrics_summarize_per_image():
 def test_unequal_items_are_refused():
   with pytest.raises(ValueError, match='differ in number'):
     stats.paired_difference(stats.seed_values([1.0, 2.0]), stats.seed_values([1.0]), _mean)
+
+
+def test_one_item_gives_no_interval_and_no_verdict():
+  """Resampling one seed returns it every time: its zero-width 'interval' would call any
+  difference distinguishable. Two items differing are resampled into a real interval."""
+  one = stats.paired_difference(stats.seed_values([3.0]), stats.seed_values([1.0]),
+                                stats.mean_over_items)['mean']
+  assert one['value'] == 2.0 and np.isnan(one['low']) and np.isnan(one['high'])
+  assert stats.verdict(one, 'a', 'b') == 'untested (no interval)'
+  assert report.interval_cell(one, '{:+.1f}') == '+2.0 (no interval)'
+  assert np.isnan(stats.bootstrap(stats.seed_values([3.0]), stats.mean_over_items)['mean']['low'])
+  two = stats.paired_difference(stats.seed_values([3.0, 5.0]), stats.seed_values([1.0, 1.0]),
+                                stats.mean_over_items)['mean']
+  assert 2.0 <= two['low'] < two['high'] <= 4.0
+  assert report.mean_std([4.0]) == '4' and report.mean_std([3.0, 5.0]) == '4 ± 1'
