@@ -168,14 +168,11 @@ def _is_number(value) -> bool:
 
 def check_values(config, prefix=''):
   """Refuse numbers no run can mean (a negative learning rate, a width of 0 or 1e9, NaN):
-  every program's check() calls this first, so one table covers every experiment. Each
-  optimizer block is also built (unknown names, settings and schedules refused here)."""
+  every program's check() calls this first, so one table covers every experiment (and
+  train.optim.check_blocks the names an optimizer block holds)."""
   for key, value in config.items():
     if isinstance(value, ml_collections.ConfigDict):
       check_values(value, f'{prefix}{key}.')
-      if key.endswith('optimizer'):
-        from colorjax.train import optim  # optax only once a program checks its config
-        optim.make_optimizer(value, f'{prefix}{key}')
       continue
     bound = BOUNDS.get(key, _ANY_NUMBER)
     each = key in BOUNDS and isinstance(value, (tuple, list))

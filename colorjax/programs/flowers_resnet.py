@@ -19,11 +19,12 @@ from colorjax.families import flowers_resnet as family
 from colorjax.families.flowers_resnet import COLORIZERS, SHIFTED
 from colorjax.families.spec import Options
 from colorjax.models.resnet import ENCODER_STRIDE, ResNetClassifier, load_encoder
-from colorjax.train import init_from, losses, metrics_log, supervised
+from colorjax.train import init_from, losses, metrics_log, optim, supervised
 
 
 def check(config):
   configs.check_values(config)
+  optim.check_blocks(config)
   precision.compute_dtype(config)
   for stage in ('classifier', 'colorizer'):
     supervised.check_stage(config[stage], f'{stage}.')

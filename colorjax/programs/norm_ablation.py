@@ -54,6 +54,7 @@ def _reconstruct(model, params, norm, lab):
 
 def check(config):
   configs.check_values(config)
+  optim.check_blocks(config)
   runs = family.list_runs(config)
   precision.compute_dtype(config)
   Loop.from_config(config).check(evaluates=False)

@@ -12,7 +12,7 @@ from colorjax.errors import UsageError
 from colorjax.eval import evaluator, report
 from colorjax.families import unet_portrait as family
 from colorjax.families.spec import Options
-from colorjax.train import init_from, losses, metrics_log, supervised
+from colorjax.train import init_from, losses, metrics_log, optim, supervised
 
 # Each task's loss (MAE), on its output in the family's units (families/unet_portrait.TASKS).
 LOSSES = {
@@ -23,6 +23,7 @@ LOSSES = {
 
 def check(config):
   configs.check_values(config)
+  optim.check_blocks(config)
   kind, _, path = config.data.source.partition(':')
   if kind == 'npz' and not sources.local_path(kind, path).is_file():
     raise UsageError(

@@ -29,6 +29,7 @@ from colorjax.train.train_state import (
 
 def check(config):
   configs.check_values(config)
+  optim.check_blocks(config)
   supervised.check_stage(config)
   precision.compute_dtype(config)
   if config.adversarial not in losses.ADVERSARIAL:

@@ -19,7 +19,7 @@ from colorjax.errors import UsageError
 from colorjax.eval import evaluator, report
 from colorjax.families import zhang as family
 from colorjax.families.spec import Options
-from colorjax.train import init_from, losses, metrics_log, supervised
+from colorjax.train import init_from, losses, metrics_log, optim, supervised
 
 
 def _prior_provenance(config, bins) -> str:
@@ -60,6 +60,7 @@ def _prior(config, workdir, source, bins, data_mesh):
 
 def check(config):
   configs.check_values(config)
+  optim.check_blocks(config)
   supervised.check_stage(config)
   precision.compute_dtype(config)
   if config.head not in ('softmax', 'regression'):

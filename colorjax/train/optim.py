@@ -4,6 +4,7 @@ learning-rate schedule and gradient accumulation."""
 import inspect
 from typing import Callable
 
+import ml_collections
 import numpy as np
 import optax
 
@@ -63,6 +64,17 @@ def learning_rate_at(optimizer_config, field='optimizer') -> Callable[[np.ndarra
   if not callable(schedule):
     return lambda steps: np.full(np.shape(steps), schedule, np.float64)
   return lambda steps: np.asarray(schedule(np.asarray(steps) // k), np.float64)
+
+
+def check_blocks(config, prefix=''):
+  """Build every optimizer block of a config, at any depth (a stage's): an unknown optimizer,
+  setting or schedule is refused before anything trains."""
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      if key.endswith('optimizer'):
+        make_optimizer(value, f'{prefix}{key}')
+      else:
+        check_blocks(value, f'{prefix}{key}.')
 
 
 def make_optimizer(optimizer_config, field='optimizer') -> optax.GradientTransformation:

@@ -2,9 +2,11 @@
 TF1's RMSProp, learning-rate schedules counted in updates, and gradient accumulation."""
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
@@ -148,3 +150,18 @@ def test_accumulating_k_micro_batches_is_one_step_on_their_union():
   rate = optim.learning_rate_at({'learning_rate': 1.0, 'drops': ((2, 0.1),),
                                  'accumulate_steps': k})
   assert rate(np.arange(9)).tolist() == pytest.approx([1.0] * 6 + [0.1] * 3)
+
+
+@pytest.mark.parametrize('block,message', [
+    (configs.optimizer('adam', 0.1, schedule='cosine'),
+     "--config.colorizer.optimizer.schedule='cosine' names no schedule"),
+    (configs.optimizer('adamm', 0.1), 'colorizer.optimizer.name'),
+    (configs.optimizer('adam', 0.1, betas=0.9), 'betas'),
+])
+def test_check_blocks_builds_every_optimizer_block_at_any_depth(block, message):
+  config = ml_collections.ConfigDict({'classifier': {'optimizer': configs.optimizer('sgd', 0.1)},
+                                      'colorizer': {'optimizer': block}})
+  with pytest.raises(UsageError, match=re.escape(message)):
+    optim.check_blocks(config)
+  optim.check_blocks(ml_collections.ConfigDict({'colorizer': {
+      'optimizer': configs.optimizer('adam', 0.1)}}))  # a good one passes
