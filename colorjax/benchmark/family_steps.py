@@ -13,13 +13,20 @@ import numpy as np
 from colorjax import configs, precision, quantize, xla_cpu
 from colorjax.benchmark import timing
 from colorjax.errors import UsageError
-from colorjax.families import unet_portrait as unet_family
+from colorjax.families import flowers_resnet as flowers_family, unet_portrait as unet_family
+from colorjax.models.resnet import ENCODER_STRIDE
 from colorjax.models.unet import UNet
 from colorjax.models.zhang import ZhangNet
 from colorjax.programs import unet_portrait, yuv_gan
 from colorjax.train import losses, optim, throughput, train_state
 
-FAMILIES = ('unet', 'gan', 'zhang_softmax', 'zhang_regression')
+FAMILIES = ('unet', 'gan', 'zhang_softmax', 'zhang_regression', 'flowers_resnet')
+
+
+def side_multiple(family: str) -> int:
+  """What a family's square side must be a multiple of: ResNet-18 halves it five times; the
+  others need 16 (the GAN's own limit, the PyTorch U-Net's pooling without padding)."""
+  return ENCODER_STRIDE if family == 'flowers_resnet' else 16
 
 
 class FamilyStep(NamedTuple):
@@ -35,14 +42,21 @@ def _supervised(model, loss_fn, optimizer, size) -> FamilyStep:
 
 
 def family_step(family: str, size: int, batch_size: int, compute_dtype='float32') -> FamilyStep:
-  """The train step of `family` (unet, gan, zhang_softmax, zhang_regression) at size x size:
-  the unet_portrait gray -> RGB step, the yuv_gan default (BCE, Adam; critic and generator
-  update), the full-width Zhang et al. network with its two heads (AdamW)."""
+  """The train step of `family` (FAMILIES) at size x size: the unet_portrait gray -> RGB step,
+  the yuv_gan default (BCE, Adam; critic and generator update), the full-width Zhang et al.
+  network with its two heads (AdamW), and the flowers_resnet colorizer stage (ResNet-18
+  encoder and decoder, MSE on shifted ab, the stage's SGD) from its fresh state."""
   dtype = precision.compute_dtype({'compute_dtype': compute_dtype})
   if family == 'unet':
     model = UNet(unet_family.TASKS['gray2rgb'].outputs, dtype=dtype)
     return _supervised(model, unet_portrait.LOSSES['gray2rgb'](model),
                        configs.optimizer('adam', 1e-3), size)
+  if family == 'flowers_resnet':
+    config = configs.load_config('flowers_resnet')
+    config.compute_dtype = compute_dtype
+    model = flowers_family.network(config)
+    return _supervised(model, losses.ab_regression(model, flowers_family.SHIFTED),
+                       config.colorizer.optimizer, size)
   if family == 'gan':
     config = configs.load_config('yuv_gan')
     config.data.crop, config.data.batch_size = size, batch_size

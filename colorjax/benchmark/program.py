@@ -1,12 +1,15 @@
 """The benchmark program: times the tiny CNN's step per conv formulation (lax.scan over
 `steps` iterations, best of `repeats`; the first call compiles and is not timed), every
 family's training step against PyTorch's (family_steps.py, torch_reference.py), sRGB -> Lab
-against scikit-image, and the input pipeline alone (images/s, images per CPU-second against
-a tf.data reference, resume cost), and writes report.md. Experiment: benchmark."""
+against scikit-image, the input pipeline alone (images/s, images per CPU-second against a
+tf.data reference, resume cost) and run.py's training loop against its step; writes
+report.md and prints its summary table. Experiment: benchmark."""
 
 import io
 import os
+import sys
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -154,13 +157,18 @@ def resume_seconds(source, config, start_step):
   return seconds
 
 
+def _pipeline_cases(config):
+  """The input pipeline's cases: none with 0 pipeline_examples."""
+  return config.pipeline_cases if config.pipeline_examples else ()
+
+
 def _per_core_and_resume(config):
   """Rows of the per-core decode table and of the resume table, and tensorflow (or None)."""
-  tf = _import_tensorflow() if config.pipeline_tf else None
+  if not _pipeline_cases(config):
+    return [], [], None
+  tf = _import_tensorflow() if config.pipeline_tf else None  # only then: none on a GPU machine
   per_core_rows = []
-  if not config.pipeline_cases:
-    return [], [], tf
-  for case in config.pipeline_cases:
+  for case in _pipeline_cases(config):
     source_size, crop = _size(case.replace(':', 'x'))
     crops = _pipeline_images(config.pipeline_examples, source_size)
     for record_format in ('jpeg', 'png'):
@@ -182,18 +190,24 @@ MFU_NOTE = ('TFLOP/s: XLA\'s cost analysis of the step (its FLOPs) x steps/s; MF
 
 
 def _family_cases(config):
-  """[(family, batch size)] of --config.families ('unet:16', ...); checks the sizes too."""
-  bad_sizes = [size for size in config.family_sizes if size < 16 or size % 16]
-  if bad_sizes:
-    raise UsageError(f'--config.family_sizes={",".join(map(str, config.family_sizes))}: each '
-                     'side must be a multiple of 16 (the GAN and the PyTorch U-Net need it)')
+  """[(family, batch size, side)] of --config.families: FAMILY:BATCH at each of
+  --config.family_sizes, FAMILY:BATCH:SIDE at its own side (the write-ups' crops differ);
+  checks the sides too."""
   cases = []
   for entry in config.families:
-    family, _, batch = entry.partition(':')
-    if family not in family_steps.FAMILIES or not batch.isdigit() or int(batch) < 1:
-      raise UsageError(f"--config.families entry '{entry}' is not FAMILY:BATCH with FAMILY one "
-                       f"of {', '.join(family_steps.FAMILIES)} (e.g. unet:16)")
-    cases.append((family, int(batch)))
+    family, *numbers = entry.split(':')
+    if (family not in family_steps.FAMILIES or len(numbers) not in (1, 2)
+        or not all(n.isdigit() and int(n) > 0 for n in numbers)):
+      raise UsageError(f"--config.families entry '{entry}' is not FAMILY:BATCH[:SIDE] with "
+                       f"FAMILY one of {', '.join(family_steps.FAMILIES)} (e.g. unet:16, "
+                       'flowers_resnet:32:224)')
+    batch, *side = map(int, numbers)
+    multiple = family_steps.side_multiple(family)
+    for size in side or config.family_sizes:
+      if size < multiple or size % multiple:
+        raise UsageError(f'{family} at {size}x{size} (--config.families, --config.family_sizes)'
+                         f': its side must be a multiple of {multiple}')
+      cases.append((family, batch, size))
   return cases
 
 
@@ -205,71 +219,172 @@ def _torch_reference():
   return torch_reference
 
 
+class FamilyRow(NamedTuple):
+  """One family step at one side, batch and compute dtype: colorjax's timing and PyTorch's
+  (time_train_step's dict; the cell saying it failed; None: no PyTorch column)."""
+  family: str
+  side: int
+  batch: int
+  dtype: str
+  ours: family_steps.StepTiming
+  theirs: dict | str | None
+
+  def mfu(self, images_per_second, peak) -> str:
+    """The MFU cell of a rate of this step (the same FLOPs, whoever runs it)."""
+    return compute_cells(images_per_second, self.batch, self.ours.flops, peak)[1]
+
+
+def _torch_timing(torch_reference, family, rgb, dtype, config):
+  """time_train_step's dict, or the cell saying that PyTorch failed (torch.compile's
+  compiler, memory): one row's PyTorch figures are lost, not the run; stderr has the error."""
+  try:
+    return torch_reference.time_train_step(family, rgb, config.family_steps, config.repeats,
+                                           dtype, config.torch_compile)
+  except Exception as error:
+    print(f'PyTorch {family} {dtype} failed: {error!r}', file=sys.stderr, flush=True)
+    return f'failed ({type(error).__name__})'
+
+
 def family_rows(config, peak):
-  """One row per family, size and compute dtype: colorjax's init, compile and images/s,
-  TFLOP/s and MFU, and PyTorch's images/s and MFU (the same FLOPs) on the same batch,
-  measured right after, with the ratio; and the device PyTorch ran on (None: no torch)."""
+  """A FamilyRow per case and compute dtype, PyTorch timed on the same batch right after
+  colorjax; and the device PyTorch ran on (None: no torch)."""
   torch_reference = _torch_reference() if config.torch else None
   rows = []
-  for size in config.family_sizes:
-    for family, batch_size in _family_cases(config):
-      rgb = np.stack(_pipeline_images(batch_size, size))
-      for dtype in config.compute_dtypes:
-        ours = family_steps.time_family(family_steps.family_step(family, size, batch_size, dtype),
-                                        {'rgb': jnp.asarray(rgb)}, config.family_steps,
-                                        config.repeats)
-        theirs = (torch_reference.time_train_step(
-            family, rgb, config.family_steps, config.repeats, dtype, config.torch_compile)
-            if torch_reference else None)
-        rate = ours.images_per_second
-        cells = [f'{rate:.1f}', *compute_cells(rate, batch_size, ours.flops, peak)]
-        if theirs:
-          torch_rate = theirs['images_per_second']
-          cells += [f'{torch_rate:.1f}', compute_cells(torch_rate, batch_size, ours.flops,
-                                                       peak)[1], f'{rate / torch_rate:.2f}x']
-        else:
-          cells += ['-', '-', '-']
-        rows.append([family, f'{size}x{size}', batch_size, dtype, f'{ours.init_s:.1f}',
-                     f'{ours.compile_s:.1f}', *cells])
-        print('family step: ' + ' | '.join(map(str, rows[-1])), flush=True)
+  for family, batch_size, size in _family_cases(config):
+    rgb = np.stack(_pipeline_images(batch_size, size))
+    for dtype in config.compute_dtypes:
+      ours = family_steps.time_family(family_steps.family_step(family, size, batch_size, dtype),
+                                      {'rgb': jnp.asarray(rgb)}, config.family_steps,
+                                      config.repeats)
+      theirs = (_torch_timing(torch_reference, family, rgb, dtype, config)
+                if torch_reference else None)
+      rows.append(FamilyRow(family, size, batch_size, dtype, ours, theirs))
+      print('family step: ' + ' | '.join(map(str, family_cells(rows[-1], peak))), flush=True)
   return rows, torch_reference and str(torch_reference.device())
 
 
+def family_cells(row: FamilyRow, peak) -> list:
+  """The family table's cells (FAMILY_HEADER) of one row."""
+  rate = row.ours.images_per_second
+  cells = [row.family, f'{row.side}x{row.side}', row.batch, row.dtype, f'{row.ours.init_s:.1f}',
+           f'{row.ours.compile_s:.1f}', f'{rate:.1f}',
+           *compute_cells(rate, row.batch, row.ours.flops, peak)]
+  if not isinstance(row.theirs, dict):
+    return cells + [row.theirs or '-', '-', '-', '-']
+  torch_rate = row.theirs['images_per_second']
+  return cells + [f'{torch_rate:.1f}', row.mfu(torch_rate, peak), f'{rate / torch_rate:.2f}x',
+                  f"{row.theirs['first_step_s']:.1f}"]
+
+
 FAMILY_HEADER = ['family', 'size', 'batch', 'dtype', 'init s', 'compile s', 'images/s',
-                 'TFLOP/s', 'MFU', 'PyTorch images/s', 'PyTorch MFU', 'colorjax / PyTorch']
+                 'TFLOP/s', 'MFU', 'PyTorch images/s', 'PyTorch MFU', 'colorjax / PyTorch',
+                 'PyTorch first step s']
+
+LOOP_MIN_STEPS = 4      # the loop's figure is the median of its logged windows after the first
+LOOP_OVERHEAD_S = 30.0  # its source check, prior, evaluation, checkpoint, report (a guess)
 
 
-def _loop_config(config):
-  """The zhang_softmax experiment at full width, trained on loop_source for loop_steps at the
-  benchmark's zhang_softmax batch and first family size; evaluated on one batch."""
-  batch_size = dict(_family_cases(config)).get('zhang_softmax')
+def _loop_config(config, num_steps):
+  """The zhang_softmax experiment at full width, trained on loop_source for num_steps at the
+  batch and side of the benchmark's first zhang_softmax case; evaluated on one batch."""
+  batch_size, side = next(((batch, side) for family, batch, side in _family_cases(config)
+                           if family == 'zhang_softmax'), (None, None))
   if batch_size is None:
-    raise UsageError('--config.loop_steps needs a zhang_softmax:BATCH entry in '
+    raise UsageError('--config.loop_seconds needs a zhang_softmax:BATCH entry in '
                      '--config.families (the step the loop is read against)')
   loop = configs.load_config('zhang_softmax')
-  loop.data.update(source=config.loop_source, crop=config.family_sizes[0],
-                   train_short_side=config.family_sizes[0], batch_size=batch_size,
-                   eval_batch_size=batch_size)
-  loop.update(num_steps=config.loop_steps, log_every=max(config.loop_steps // 10, 1),
-              checkpoint_every=config.loop_steps, eval_batches=1, report_images=2,
-              prior_batches=10, temperatures=(0.38,), compute_dtype=config.compute_dtypes[-1])
+  loop.data.update(source=config.loop_source, crop=side, train_short_side=side,
+                   batch_size=batch_size, eval_batch_size=batch_size)
+  loop.update(num_steps=num_steps, log_every=max(num_steps // 10, 1),
+              checkpoint_every=num_steps, eval_batches=1, report_images=2, prior_batches=10,
+              temperatures=(0.38,), compute_dtype=config.compute_dtypes[-1])
   loop.optimizer.update(schedule='constant', drops=())
   return loop
 
 
-def loop_row(config, workdir, families):
-  """[steps, dtype, loop images/s, step images/s, ratio]: run.py's loop (programs/zhang.py,
-  its input pipeline, logging and checkpoints) against its step alone (the family row). The
-  loop's figure is the median of its logged windows after the first (which compiles)."""
-  loop = _loop_config(config)
+def loop_seconds(config, step: FamilyRow, started: float) -> float:
+  """loop_seconds, or less where the run would pass time_limit_s (counted from `started`,
+  a perf_counter reading): besides training, the loop compiles its step (as long as the
+  family row took) and spends LOOP_OVERHEAD_S on the rest."""
+  if not config.time_limit_s:
+    return config.loop_seconds
+  left = (config.time_limit_s - (time.perf_counter() - started) - step.ours.init_s
+          - step.ours.compile_s - LOOP_OVERHEAD_S)
+  return max(min(config.loop_seconds, left), 0.0)
+
+
+class LoopResult(NamedTuple):
+  step: FamilyRow                    # the zhang_softmax row it is read against
+  steps: int
+  seconds: float                     # the whole loop: prior, compile and evaluation too
+  images_per_second: float           # median of its logged windows after the first
+  pipeline_images_per_second: float  # its input pipeline alone (host batches)
+
+
+def run_loop(config, workdir, families, started) -> LoopResult:
+  """run.py's loop (programs/zhang.py: input pipeline, logging, checkpoints) for about
+  loop_seconds() of training, counted in steps at the slower of its step alone (the family
+  row) and its input pipeline alone, measured first: as long on any device."""
+  loop = _loop_config(config, LOOP_MIN_STEPS)
+  data = loop.data
+  step = next(row for row in families if (row.family, row.batch, row.side, row.dtype) == (
+      'zhang_softmax', data.batch_size, data.crop, loop.compute_dtype))
+  batches = pipeline.train_batches(sources.load_source(data, 'train'), data, process_count=1)
+  pipeline_rate = _rates(batches, data.batch_size, config.pipeline_batches)[0]
+  batches.close()
+  seconds = loop_seconds(config, step, started)
+  if seconds < config.loop_seconds:
+    print(f'training loop: {seconds:.0f} s, not {config.loop_seconds:g}, to end within '
+          f'--config.time_limit_s={config.time_limit_s:g}', file=sys.stderr, flush=True)
+  rate = min(step.ours.images_per_second, pipeline_rate)
+  loop = _loop_config(config, max(LOOP_MIN_STEPS, round(seconds * rate / data.batch_size)))
+  start = time.perf_counter()
   zhang.main(loop, workdir / 'zhang_loop')
+  seconds = time.perf_counter() - start
   rates = [m['images_per_second'] for m in metrics_log.read_metrics(workdir / 'zhang_loop')
            if 'images_per_second' in m][1:]
-  step_rate = next(float(row[6]) for row in families if row[0] == 'zhang_softmax'
-                   and row[3] == loop.compute_dtype)
-  rate = float(np.median(rates)) if rates else float('nan')
-  return [f'{config.loop_steps:,}', loop.compute_dtype, f'{rate:.1f}', f'{step_rate:.1f}',
-          f'{rate / step_rate:.2f}']
+  return LoopResult(step, loop.num_steps, seconds, float(np.median(rates)), pipeline_rate)
+
+
+def loop_cells(loop: LoopResult) -> list[str]:
+  """The loop table's cells (LOOP_HEADER)."""
+  step_rate = loop.step.ours.images_per_second
+  return [f'{loop.steps:,}', f'{loop.seconds:.0f}', loop.step.dtype,
+          f'{loop.images_per_second:.1f}', f'{step_rate:.1f}',
+          f'{loop.images_per_second / step_rate:.2f}', f'{loop.pipeline_images_per_second:.1f}',
+          f'{loop.pipeline_images_per_second / step_rate:.2f}']
+
+
+LOOP_HEADER = ['steps', 'seconds', 'dtype', 'loop images/s', 'step images/s', 'loop / step',
+               'pipeline images/s', 'pipeline / step']
+
+
+def summary_rows(families, loop: LoopResult | None, peak, torch_compile) -> list[list]:
+  """The table printed at the end, from the family and loop tables' cells: colorjax's and
+  PyTorch's row of each family step; then the loop's and its input pipeline's, each against
+  the step alone."""
+  rows = []
+  framework = f'PyTorch ({"torch.compile" if torch_compile else "eager"})'
+  for row in families:
+    family, size, batch, dtype, _, _, rate, _, mfu, torch_rate, torch_mfu, ratio, _ = (
+        family_cells(row, peak))
+    rows.append([family, 'colorjax', dtype, batch, size, rate, mfu, '-'])
+    if row.theirs is not None:
+      note = f'colorjax {ratio}' if isinstance(row.theirs, dict) else '-'
+      rows.append([family, framework, dtype, batch, size, torch_rate, torch_mfu, note])
+  if loop:
+    steps, seconds, dtype, rate, _, ratio, pipeline_rate, pipeline_ratio = loop_cells(loop)
+    step = loop.step
+    case = [step.batch, f'{step.side}x{step.side}']
+    rows.append([step.family, 'colorjax run.py loop', dtype, *case, rate,
+                 step.mfu(loop.images_per_second, peak),
+                 f'{ratio}x the step; {steps} steps, {seconds} s'])
+    rows.append([step.family, 'colorjax input pipeline', '-', *case, pipeline_rate, '-',
+                 f'{pipeline_ratio}x the step'])
+  return rows
+
+
+SUMMARY_HEADER = ['family', 'framework', 'dtype', 'batch', 'size', 'images/s', 'MFU', 'note']
 
 
 def lab_row(config):
@@ -290,15 +405,22 @@ def check(config):
   for dtype in config.compute_dtypes:
     precision.compute_dtype({'compute_dtype': dtype})
   _family_cases(config)
-  if config.loop_steps:
-    zhang.check(_loop_config(config))
+  if config.loop_seconds:
+    try:
+      zhang.check(_loop_config(config, LOOP_MIN_STEPS))
+    except UsageError as error:  # what the loop calls data.source, the benchmark loop_source
+      raise UsageError(str(error).replace('--config.data.source=', '--config.loop_source=')) \
+          from None
   unknown = set(config.formulations) - {'taps', 'nhwc'}
   if unknown:
     raise UsageError(f"unknown formulation(s) {', '.join(sorted(unknown))}: choose taps or nhwc")
 
 
-def main(config, workdir):
-  check(config)
+def _tiny_cnn_rows(config):
+  """[what, size, formulation, ms/iteration] of each of sizes and formulations (none with
+  0 steps)."""
+  if not config.steps:
+    return []
   photo = images.load_image(config.image)
   rows = []
   for size in config.sizes:
@@ -309,15 +431,13 @@ def main(config, workdir):
       print(f'tiny CNN train step, {formulation:4s} {h}x{w}: {ms:.1f} ms/iteration', flush=True)
       rows.append([f'tiny CNN (c={config.channels}) train step', f'{h}x{w}', formulation,
                    f'{ms:.1f}'])
-  device = jax.devices()[0]
-  peak = throughput.peak_tflops(device.device_kind, config.peak_tflops)
-  families, torch_device = family_rows(config, peak)
-  loop = [loop_row(config, workdir, families)] if config.loop_steps else []
-  lab = [lab_row(config)] if config.lab_batch else []
-  if lab:
-    print('rgb -> Lab: ' + ' | '.join(lab[0]), flush=True)
-  pipeline_rows = []
-  for case in config.pipeline_cases:
+  return rows
+
+
+def _pipeline_rows(config):
+  """[source, crop, records, images/s] of each of pipeline_cases and pipeline_formats."""
+  rows = []
+  for case in _pipeline_cases(config):
     source_size, crop = _size(case.replace(':', 'x'))
     crops = _pipeline_images(config.pipeline_examples, source_size)
     for record_format in config.pipeline_formats:
@@ -325,62 +445,99 @@ def main(config, workdir):
                                         config.pipeline_batch_size, config.pipeline_batches)
       print(f'pipeline {source_size}x{source_size} -> {crop}x{crop} crops, {record_format}: '
             f'{rate:,.0f} images/s', flush=True)
-      pipeline_rows.append([f'{source_size}x{source_size}', f'{crop}x{crop}', record_format,
-                            f'{rate:,.0f}'])
+      rows.append([f'{source_size}x{source_size}', f'{crop}x{crop}', record_format,
+                   f'{rate:,.0f}'])
+  return rows
+
+
+def main(config, workdir):
+  started = time.perf_counter()
+  check(config)
+  tiny_cnn = _tiny_cnn_rows(config)
+  device = jax.devices()[0]
+  peak = throughput.peak_tflops(device.device_kind, config.peak_tflops)
+  families, torch_device = family_rows(config, peak)
+  loop = run_loop(config, workdir, families, started) if config.loop_seconds else None
+  lab = [lab_row(config)] if config.lab_batch else []
+  if lab:
+    print('rgb -> Lab: ' + ' | '.join(lab[0]), flush=True)
+  pipeline_rows = _pipeline_rows(config)
   per_core_rows, resume_rows, tf = _per_core_and_resume(config)
-  path = report.write_report(workdir, 'Benchmark', [
+  summary = report.markdown_table(SUMMARY_HEADER,
+                                  summary_rows(families, loop, peak, config.torch_compile))
+  sections = [
       f'Backend `{jax.default_backend()}` ({device.device_kind}), {jax.device_count()} '
-      f'device(s). Each figure is the best of {config.repeats} timings of {config.steps} '
-      'iterations under one jitted lax.scan (MSE on ab, Adam), compile excluded.',
-      report.markdown_table(['what', 'size', 'formulation', 'ms/iteration'], rows),
-      'taps: NCHW sum of shifted planes (layers.conv3x3_taps); nhwc: XLA\'s convolution '
-      '(layers.Conv3x3 channels-last).',
+      f'device(s); the whole run took {time.perf_counter() - started:.0f} s.',
+      '## Summary', 'The table the run prints at its end: the sections below give the rest.',
+      summary]
+  if tiny_cnn:
+    sections += [
+        '## Tiny CNN', f'Each figure is the best of {config.repeats} timings of '
+        f'{config.steps} iterations under one jitted lax.scan (MSE on ab, Adam), compile '
+        'excluded.',
+        report.markdown_table(['what', 'size', 'formulation', 'ms/iteration'], tiny_cnn),
+        'taps: NCHW sum of shifted planes (layers.conv3x3_taps); nhwc: XLA\'s convolution '
+        '(layers.Conv3x3 channels-last).']
+  sections += [
       '## Training step of each family',
-      f'The step each program trains with, in each compute dtype: `unet` the unet_portrait '
+      'The step each program trains with, in each compute dtype: `unet` the unet_portrait '
       'gray -> RGB step (MAE, Adam), `gan` the yuv_gan default (one critic and one generator '
       'update; BCE, Adam), `zhang_softmax` / `zhang_regression` the full-width Zhang et al. '
-      'network with its rebalanced soft cross-entropy / ab MSE (AdamW). init: the fresh state '
+      'network with its rebalanced soft cross-entropy / ab MSE (AdamW), `flowers_resnet` the '
+      'ResNet-18 colorizer stage (MSE on shifted ab, SGD). init: the fresh state '
       '(one compiled function); compile: the step\'s XLA compilation; images/s: the best of '
       f'{config.repeats} windows of {config.family_steps} steps after a warm-up step. PyTorch: '
       'the same networks, loss and optimizer in PyTorch (benchmark/torch_reference.py; '
       'the same parameter counts; channels_last; bfloat16: autocast), '
       f'{"through torch.compile" if config.torch_compile else "eager"}, on '
-      f'{torch_device or "-"}, timed the same way on the same batch right after.' + (
+      f'{torch_device or "-"}, timed the same way on the same batch right after; its first '
+      'step: the warm-up, torch.compile\'s compilation included.' + (
           '' if torch_device else ' **torch does not import here (or --config.torch=False): no '
           'PyTorch column.**') + ' ' + MFU_NOTE.format(
           peak=f'{peak:g} TFLOP/s per device' if peak else 'unknown for this device: no MFU'),
-      report.markdown_table(FAMILY_HEADER, families),
-      *(['## Training loop against the step', f'`run.py`\'s own loop (programs/zhang.py: '
-         f'input pipeline from `{config.loop_source}`, logging, checkpoints) training the '
-         'full-width Zhang et al. network (softmax head) at the zhang_softmax row\'s batch and '
-         'size: the median of its logged images/s after the first window, against the step '
-         'alone (the family table).',
-         report.markdown_table(['steps', 'dtype', 'loop images/s', 'step images/s',
-                                'loop / step'], loop)] if loop else []),
-      '## sRGB -> Lab',
-      'uint8 RGB to Lab: jitted `color.lab_from_uint8` (best of 10) against scikit-image\'s '
-      '`rgb2lab` on the uint8 batch and on it as float32 (best of 3), the same crops.',
-      report.markdown_table(['batch', 'colorjax ms', 'skimage uint8 ms', 'ratio',
-                             'skimage float32 ms', 'ratio'], lab),
-      '## Input pipeline',
-      f'Training batches of {config.pipeline_batch_size} (shuffle, random crop, flip, batch) '
-      f'from {config.pipeline_examples} distinct images, records held as decoded arrays or '
-      f'as PNG / JPEG bytes (as tfds stores them) decoded in the pipeline; '
-      f'{config.pipeline_batches} batches timed after 5 warm-up batches.',
-      report.markdown_table(['source', 'crop', 'records', 'images/s'], pipeline_rows),
-      '### Decode throughput per core',
-      'Images per CPU-second of the whole process (process_time, decode threads included), '
-      'same records and batches as above: colorjax (simplejpeg for JPEG, Pillow for PNG; '
-      'thread pool) against a minimal '
-      'tf.data reference (decode_image, antialiased resize where the short side is under the '
-      'crop, stateless random crop and flip, map(num_parallel_calls=AUTOTUNE), batch, '
-      'prefetch; no shuffle).' + ('' if tf else ' **TensorFlow does not import here: no '
-                                  'tf.data column.**'),
-      report.markdown_table(['source', 'crop', 'records', 'colorjax', 'tf.data',
-                             'colorjax / tf.data'], per_core_rows),
-      '### Resume cost',
-      'Seconds from `pipeline.train_batches(source, config, start_step)` to its first batch '
-      f'({config.pipeline_batch_size} JPEG crops of the last case above).',
-      report.markdown_table(['start_step', 'seconds to first batch', 'ratio to step 0'],
-                            resume_rows)])
-  print(f'report: {path}')
+      report.markdown_table(FAMILY_HEADER, [family_cells(row, peak) for row in families])]
+  if loop:
+    sections += [
+        '## Training loop against the step',
+        f'`run.py`\'s own loop (programs/zhang.py: input pipeline from `{config.loop_source}`, '
+        'logging, checkpoints) training the full-width Zhang et al. network (softmax head) at '
+        'the zhang_softmax row\'s batch and size, for about '
+        f'{config.loop_seconds:g} s of training (steps from the slower of the step alone and '
+        'the pipeline alone; fewer where --config.time_limit_s needs it): the median of its '
+        'logged images/s after the first window, against the step alone (the family table). '
+        'seconds: the whole loop, its prior, compilation and evaluation too. pipeline: its '
+        f'input pipeline alone, host batches ({config.pipeline_batches} after 5 warm-up '
+        'batches); a loop near the pipeline\'s rate and below the step\'s is input-bound.',
+        report.markdown_table(LOOP_HEADER, [loop_cells(loop)])]
+  if lab:
+    sections += [
+        '## sRGB -> Lab',
+        'uint8 RGB to Lab: jitted `color.lab_from_uint8` (best of 10) against scikit-image\'s '
+        '`rgb2lab` on the uint8 batch and on it as float32 (best of 3), the same crops.',
+        report.markdown_table(['batch', 'colorjax ms', 'skimage uint8 ms', 'ratio',
+                               'skimage float32 ms', 'ratio'], lab)]
+  if pipeline_rows:
+    sections += [
+        '## Input pipeline',
+        f'Training batches of {config.pipeline_batch_size} (shuffle, random crop, flip, batch) '
+        f'from {config.pipeline_examples} distinct images, records held as decoded arrays or '
+        f'as PNG / JPEG bytes (as tfds stores them) decoded in the pipeline; '
+        f'{config.pipeline_batches} batches timed after 5 warm-up batches.',
+        report.markdown_table(['source', 'crop', 'records', 'images/s'], pipeline_rows),
+        '### Decode throughput per core',
+        'Images per CPU-second of the whole process (process_time, decode threads included), '
+        'same records and batches as above: colorjax (simplejpeg for JPEG, Pillow for PNG; '
+        'thread pool) against a minimal '
+        'tf.data reference (decode_image, antialiased resize where the short side is under the '
+        'crop, stateless random crop and flip, map(num_parallel_calls=AUTOTUNE), batch, '
+        'prefetch; no shuffle).' + ('' if tf else ' **TensorFlow does not import here: no '
+                                    'tf.data column.**'),
+        report.markdown_table(['source', 'crop', 'records', 'colorjax', 'tf.data',
+                               'colorjax / tf.data'], per_core_rows),
+        '### Resume cost',
+        'Seconds from `pipeline.train_batches(source, config, start_step)` to its first batch '
+        f'({config.pipeline_batch_size} JPEG crops of the last case above).',
+        report.markdown_table(['start_step', 'seconds to first batch', 'ratio to step 0'],
+                              resume_rows)]
+  path = report.write_report(workdir, 'Benchmark', sections)
+  print(f'report: {path}\n\n{summary}', flush=True)

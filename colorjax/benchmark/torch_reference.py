@@ -1,6 +1,6 @@
-"""The benchmark's PyTorch reference column: four colorjax training steps written in eager
-PyTorch, timed on the same CPU in the same run, so colorjax's images/s can be read against
-what the usual framework does with the same work.
+"""The benchmark's PyTorch reference column: five colorjax training steps written in
+PyTorch, timed on the same device in the same run, so colorjax's images/s can be read
+against what the usual framework does with the same work.
 
 Each step mirrors its colorjax step's compute, not its numerics: the same networks (layer for
 layer, the same parameter counts; tests/test_torch_reference.py), the same colour conversion
@@ -11,8 +11,12 @@ from uint8 RGB, loss and optimizer, but PyTorch's initializers, random numbers a
 - zhang_softmax, zhang_regression: the Zhang et al. network at full width with its
   rebalanced soft cross-entropy (uniform class weights, as the benchmark) or its ab MSE at
   1/4 resolution (AdamW 3e-5, betas 0.9 / 0.99, weight decay 1e-3).
+- flowers_resnet: the colorizer stage of flowers_resnet, ResNet-18 encoder and upsampling
+  decoder (written here, not torchvision's: torchvision need not import), L / 100 in, MSE on
+  (ab + 128) / 255, the stage's SGD (lr 0.01, momentum 0.9, Nesterov, weight decay 1e-5).
 
-Sides must be multiples of 16 (no reflection padding of the U-Net, the GAN's own limit).
+Sides must be multiples of 16 (no reflection padding of the U-Net, the GAN's own limit), of
+32 for the ResNet.
 Networks and inputs are channels_last (NHWC in memory): on a 2-core CPU its steps were 1.2x
 as fast as NCHW's for the U-Net and the GAN, as fast for the Zhang network. The steps run on
 the GPU where torch sees one (else all CPU cores, as XLA); 'bfloat16' is PyTorch's automatic
@@ -29,9 +33,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from colorjax import color, optional, quantize
+from colorjax import color, configs, optional, quantize
 from colorjax.benchmark import timing
-from colorjax.models import unet, yuv_gan, zhang
+from colorjax.families.flowers_resnet import SHIFTED
+from colorjax.models import resnet, unet, yuv_gan, zhang
 
 MEMORY_FORMAT = torch.channels_last
 
@@ -162,6 +167,41 @@ def _zhang_net(num_outputs):
   return nn.Sequential(*layers, nn.Conv2d(256, num_outputs, 1))
 
 
+def _conv_bn(in_features, features, kernel, stride=1):
+  """resnet._conv (bias-free, padding kernel // 2) and its BatchNorm."""
+  return [nn.Conv2d(in_features, features, kernel, stride, padding=kernel // 2, bias=False),
+          _batch_norm(features)]
+
+
+class _BasicBlock(nn.Module):
+  """models/resnet.BasicBlock."""
+
+  def __init__(self, in_features, features, stride):
+    super().__init__()
+    self.residual = nn.Sequential(*_conv_bn(in_features, features, 3, stride), nn.ReLU(),
+                                  *_conv_bn(features, features, 3))
+    self.shortcut = (nn.Sequential(*_conv_bn(in_features, features, 1, stride))
+                     if stride != 1 or in_features != features else nn.Identity())
+
+  def forward(self, x):
+    return F.relu(self.shortcut(x) + self.residual(x))
+
+
+def _resnet_colorizer():
+  """models/resnet.ResNetColorizer on L, layer for layer (Conv2d and BatchNorm2d in the order
+  of its parameters): L / 100 (N, 1, H, W) -> ab in [0, 1]."""
+  width = resnet.STAGES[0]
+  layers = [*_conv_bn(1, width, 7, 2), nn.ReLU(), nn.MaxPool2d(3, 2, padding=1)]
+  for stage, features in enumerate(resnet.STAGES):
+    for block in range(resnet.BLOCKS_PER_STAGE):
+      layers.append(_BasicBlock(width, features, 2 if stage and not block else 1))
+      width = features
+  for features in resnet.ResNetColorizer.decoder_features:
+    layers += [nn.Upsample(scale_factor=2), *_conv_bn(width, features, 3), nn.ReLU()]
+    width = features
+  return nn.Sequential(*layers, nn.Conv2d(width, 2, 3, padding=1), nn.Sigmoid())
+
+
 def _networks(family, height, width):
   if family == 'unet':
     return [_UNet()]
@@ -169,6 +209,8 @@ def _networks(family, height, width):
     return [_Generator(height, width), _discriminator(height, width)]
   if family in ('zhang_softmax', 'zhang_regression'):
     return [_zhang_net(len(quantize.gamut_bins()) if family == 'zhang_softmax' else 2)]
+  if family == 'flowers_resnet':
+    return [_resnet_colorizer()]
   raise ValueError(f'no PyTorch reference for family {family!r}')
 
 
@@ -258,6 +300,24 @@ def _zhang_step(net, softmax):
   return step
 
 
+def _flowers_step(net):
+  """losses.ab_regression with the 'shifted' normalization, the colorizer stage's optimizer
+  (SGD's weight decay is coupled in both: optim.py adds it to the gradient)."""
+  settings = configs.load_config('flowers_resnet').colorizer.optimizer
+  optimizer = torch.optim.SGD(net.parameters(), lr=settings.learning_rate,
+                              momentum=settings.momentum, nesterov=settings.nesterov,
+                              weight_decay=settings.weight_decay)
+  device = next(net.parameters()).device
+  offset, scale = (torch.from_numpy(v).to(device).view(1, 3, 1, 1)
+                   for v in (SHIFTED.offset, SHIFTED.scale))
+
+  def step(rgb_uint8):
+    lab = (_lab(rgb_uint8) - offset) / scale
+    _update(optimizer, torch.mean((net(lab[:, :1]) - lab[:, 1:]) ** 2))
+
+  return step
+
+
 def device() -> torch.device:
   """Where the reference runs: the GPU where torch sees one, else the CPU."""
   return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
@@ -269,11 +329,16 @@ def _train_step(family, height, width, compile_networks):
   networks = [network.to(device(), memory_format=MEMORY_FORMAT).train()
               for network in _networks(family, height, width)]
   if compile_networks:
+    # Dynamo counts the compilations of every instance of a class (nn.Sequential) against one
+    # recompile limit (8), past which it runs eager with a warning: start afresh each time.
+    torch.compiler.reset()
     networks = [torch.compile(network) for network in networks]
   if family == 'unet':
     return _unet_step(*networks)
   if family == 'gan':
     return _gan_step(*networks)
+  if family == 'flowers_resnet':
+    return _flowers_step(*networks)
   return _zhang_step(*networks, softmax=family == 'zhang_softmax')
 
 
