@@ -14,7 +14,6 @@ import skimage.data
 
 from colorjax import inference, published
 from colorjax.data import images
-from colorjax.errors import UsageError
 from tests import commands, test_released
 
 torch = pytest.importorskip('torch')
@@ -103,8 +102,13 @@ def test_colorize_and_evaluate_take_the_pipeline(released, tmp_path, capsys):
 
 def test_the_pipeline_is_refused_where_it_means_nothing(zhang_run, tmp_path, capsys):
   workdir, _, _ = zhang_run
-  with pytest.raises(UsageError, match='--size does not apply to --pipeline=published'):
+  with pytest.raises(ValueError, match="size=128 does not apply to pipeline='published'"):
     inference.load(workdir, pipeline='published', size=128)
+  photo = tmp_path / 'a.png'
+  PIL.Image.fromarray(skimage.data.chelsea()[:32, :32]).save(photo)
+  commands.assert_one_line(*commands.run_in_process(
+      capsys, 'colorize', f'--workdir={workdir}', photo, '--pipeline=published',
+      '--size=128'), '--size does not apply to --pipeline=published')
   with pytest.raises(ValueError, match="pipeline='demo': pass one of default, published"):
     inference.load(workdir, pipeline='demo')
   commands.assert_one_line(*commands.run_in_process(
