@@ -47,6 +47,7 @@ def test_load_names_a_missing_run_in_one_line(tmp_path):
   assert isinstance(error.value, UsageError)  # one line from run.py
 
 
+@pytest.mark.slow
 def test_size_changes_what_the_network_sees_not_the_output(zhang_run):
   root, _, _ = zhang_run
   photo = images.resize_rgb(skimage.data.astronaut(), (90, 140))

@@ -63,6 +63,7 @@ def _colorize(workdir, *args):
   return colorize.main([f'--workdir={workdir}', *map(str, args)])
 
 
+@pytest.mark.slow
 def test_every_format_keeps_its_size_and_lightness(workdir, tmp_path):
   written = _inputs(tmp_path / 'in')
   out = tmp_path / 'out'
@@ -76,6 +77,7 @@ def test_every_format_keeps_its_size_and_lightness(workdir, tmp_path):
   assert min(chroma) > 10  # vivid colours: the L check above is not a check on gray
 
 
+@pytest.mark.slow
 def test_compare_writes_input_output_and_original(workdir, tmp_path):
   photo = skimage.data.coffee()[:60, :90]
   skimage.io.imsave(tmp_path / 'coffee.png', photo)
@@ -193,6 +195,7 @@ def test_a_png_write_cut_by_a_full_disk_leaves_no_torn_file(tmp_path, monkeypatc
     assert name.read_bytes() == b'the earlier output'
 
 
+@pytest.mark.slow
 def test_photos_of_mixed_sizes_go_through_the_network_unpadded(workdir, tmp_path, monkeypatch):
   """Files are batched by working size; a group that does not fill a batch is split into
   powers of two (6 -> 4 + 2), so the network sees each photo once and no padding."""

@@ -61,6 +61,7 @@ def _photos(folder, **photos):
   return folder
 
 
+@pytest.mark.slow
 def test_gray_photos_are_left_out_and_none_with_colour_is_refused(zhang_run, tmp_path, capsys,
                                                                    monkeypatch):
   root, _, _ = zhang_run
@@ -82,6 +83,7 @@ def test_gray_photos_are_left_out_and_none_with_colour_is_refused(zhang_run, tmp
   assert result['metrics']['gray']['psnr']['value'] < 60  # not the capped 100 dB of a gray photo
 
 
+@pytest.mark.slow
 def test_the_figure_keeps_its_photos_at_display_size(zhang_run):
   """Its rows are kept until every photo is scored: at full size they would grow evaluate's
   memory with the photos'."""

@@ -3,6 +3,7 @@ file."""
 
 import numpy as np
 import PIL.Image
+import pytest
 import skimage.data
 import skimage.metrics
 
@@ -14,6 +15,7 @@ from colorjax.eval import evaluator, metrics
 CROP = 32
 
 
+@pytest.mark.slow
 def test_evaluator_psnr_equals_the_psnr_of_the_file_colorize_writes(zhang_run, tmp_path):
   root, config, state = zhang_run
   photo = images.resize_rgb(skimage.data.chelsea(), (CROP, CROP))

@@ -71,6 +71,7 @@ def test_a_folder_source_gives_all_its_files_in_order(tmp_path):
   assert len(list(protocol.named_photos([], f'folder:{folder}'))) == 6
 
 
+@pytest.mark.slow
 def test_fid_features_in_padded_batches_are_those_of_all_at_once(monkeypatch):
   """Features are computed FID_BATCH photo pairs at a time, outputs and originals
   interleaved, the last batch padded: their statistics equal those of every image's features
@@ -122,6 +123,7 @@ def _random_inception():
   return jax.tree_util.tree_map_with_path(draw, inception.abstract_variables())
 
 
+@pytest.mark.slow
 def test_evaluate_with_the_protocol_writes_the_row_beside_the_published_ones(
     run, tmp_path, monkeypatch, capsys):
   monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))  # no FID weights there

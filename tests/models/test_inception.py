@@ -220,6 +220,7 @@ def test_reference_has_torchvisions_parameter_count(reference):
   assert sum(p.numel() for p in net.parameters()) == 27_161_264  # inception_v3's, aux included
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('size', [(256, 256), (201, 333)])
 def test_features_are_pytorchs(reference, size):
   net, state_dict = reference
@@ -258,6 +259,7 @@ def test_a_state_dict_that_is_not_the_networks_is_one_line_naming_the_key(refere
     assert message in str(error.value) and '\n' not in str(error.value)
 
 
+@pytest.mark.slow
 def test_import_weights_keeps_the_network_for_every_runs_fid(reference, tmp_path, monkeypatch,
                                                               capsys):
   """`run.py import_weights` on torchvision's file writes the Flax variables once per user

@@ -134,6 +134,7 @@ def test_a_resumed_fine_tuning_reads_its_own_checkpoints_not_init_from(zhang_run
   commands.assert_one_line(code, err, 'init_from differ')  # config.json keeps where it began
 
 
+@pytest.mark.slow
 def test_a_trained_run_gives_its_network_and_a_fresh_optimizer(zhang_run, tmp_path):
   run, _, saved = zhang_run
   source = tmp_path / 'source'
